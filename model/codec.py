@@ -1,0 +1,122 @@
+"""Audio codec I/O: decode any file ffmpeg reads, encode wav/flac through libsndfile, mux stems.
+
+The one module that touches codecs; Beam jobs and tools call it with local paths (remote files are
+staged by the caller). Waveforms are float32 arrays shaped [samples, channels].
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"}
+
+
+class DecodeError(ValueError):
+    """A file that cannot be read as audio; the message says why."""
+
+
+def ffmpeg_binary() -> str:
+    found = shutil.which("ffmpeg")
+    if not found:
+        raise DecodeError("ffmpeg is not installed (apt-get install ffmpeg)")
+    return found
+
+
+def probe_audio_streams(path: str | Path) -> list[dict]:
+    """Return ffprobe's description of each audio stream (sample_rate, channels, ...)."""
+    ffprobe = shutil.which("ffprobe")
+    if not ffprobe:
+        raise DecodeError("ffprobe is not installed (apt-get install ffmpeg)")
+    result = subprocess.run(
+        [ffprobe, "-v", "error", "-select_streams", "a", "-show_streams", "-of", "json", str(path)],
+        capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise DecodeError(f"not a readable media file: {_last_line(result.stderr)}")
+    return json.loads(result.stdout or "{}").get("streams", [])
+
+
+def decode(path: str | Path, stream: int = 0) -> tuple[np.ndarray, int]:
+    """Decode one audio stream of a file to float32 [samples, channels] and its sample rate."""
+    path = Path(path)
+    if not path.is_file():
+        raise DecodeError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise DecodeError("empty file (0 bytes)")
+    if stream == 0 and path.suffix.lower() in SOUNDFILE_SUFFIXES:
+        try:
+            waveform, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            return _checked(waveform), int(rate)
+        except (sf.LibsndfileError, RuntimeError):
+            pass  # some codecs libsndfile does not handle: let ffmpeg try
+    return _decode_with_ffmpeg(path, stream)
+
+
+def decode_streams(path: str | Path) -> tuple[list[np.ndarray], int]:
+    """Decode every audio stream of a multi-stream file (a `.stem.mp4`), trimmed to equal length."""
+    streams = probe_audio_streams(path)
+    if not streams:
+        raise DecodeError("no audio stream in file")
+    rates = {int(s["sample_rate"]) for s in streams}
+    if len(rates) != 1:
+        raise DecodeError(f"streams have different sample rates: {sorted(rates)}")
+    decoded = [_decode_with_ffmpeg(Path(path), index)[0] for index in range(len(streams))]
+    return decoded, rates.pop()
+
+
+def _decode_with_ffmpeg(path: Path, stream: int) -> tuple[np.ndarray, int]:
+    streams = probe_audio_streams(path)
+    if stream >= len(streams):
+        raise DecodeError(f"file has {len(streams)} audio stream(s), stream {stream} asked for")
+    channels = int(streams[stream]["channels"])
+    rate = int(streams[stream]["sample_rate"])
+    result = subprocess.run(
+        [ffmpeg_binary(), "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}",
+         "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+        capture_output=True, check=False)
+    if result.returncode != 0:
+        raise DecodeError(f"ffmpeg could not decode: {_last_line(result.stderr.decode(errors='replace'))}")
+    waveform = np.frombuffer(result.stdout, dtype="<f4")
+    waveform = waveform[: len(waveform) // channels * channels].reshape(-1, channels)
+    return _checked(waveform.copy()), rate
+
+
+def _checked(waveform: np.ndarray) -> np.ndarray:
+    if waveform.shape[0] == 0:
+        raise DecodeError("no audio samples decoded")
+    if not np.all(np.isfinite(waveform)):
+        raise DecodeError("audio contains NaN or Inf samples")
+    return waveform.astype(np.float32, copy=False)
+
+
+def encode(path: str | Path, waveform: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
+    """Write a waveform [samples, channels] as wav or flac (by suffix) through libsndfile."""
+    sf.write(str(path), waveform, sample_rate, subtype=subtype)
+
+
+def mux_stem_mp4(path: str | Path, waveforms: list[np.ndarray], sample_rate: int,
+                 bitrate: str = "256k") -> None:
+    """Write waveforms as one AAC stream each in an MP4 (the MUSDB18 `.stem.mp4` layout)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs: list[str] = []
+        for index, waveform in enumerate(waveforms):
+            wav = Path(tmp) / f"{index}.wav"
+            encode(wav, waveform, sample_rate, subtype="FLOAT")
+            inputs += ["-i", str(wav)]
+        maps = [arg for index in range(len(waveforms)) for arg in ("-map", str(index))]
+        result = subprocess.run(
+            [ffmpeg_binary(), "-v", "error", "-nostdin", "-y", *inputs, *maps,
+             "-c:a", "aac", "-b:a", bitrate, "-f", "mp4", str(path)],
+            capture_output=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"ffmpeg could not write {path}: {result.stderr.decode(errors='replace')}")
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"

@@ -1,0 +1,131 @@
+"""One frozen config tree for audio, STFT, network and training, saved as JSON beside every model."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+STEM_NAMES = ("drums", "bass", "other", "vocals")  # musdb's stem order after the mixture
+RESIDUAL = "residual"
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig:
+    """The model's internal audio: the rate it is trained at; outputs follow the input's rate."""
+
+    sample_rate: int = 11025
+    channels: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class StftConfig:
+    """STFT at the model's rate. At a processing rate k times higher, n_fft and hop scale by k,
+    so the low bins line up one to one with the model's and the rest are covered by mask extension."""
+
+    n_fft: int = 1024
+    hop: int = 256
+    bins: int = 512  # bins the network sees: all but the Nyquist bin
+
+    def scaled(self, factor: int) -> "StftConfig":
+        return StftConfig(n_fft=self.n_fft * factor, hop=self.hop * factor, bins=self.bins)
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """Spectrogram-mask U-Net (Jansson et al. 2017), one softmax over the heads plus the residual."""
+
+    heads: tuple[str, ...] = ("vocals", "drums")
+    filters: tuple[int, ...] = (16, 32, 64, 128, 256)
+    kernel: int = 5
+    dropout: float = 0.3
+    patch_frames: int = 128  # frames per network input patch; a multiple of 2**len(filters)
+
+    @property
+    def frame_multiple(self) -> int:
+        return 2 ** len(self.filters)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """How songs become TFRecord patches (waveforms at the model's rate)."""
+
+    patch_seconds: float = 6.0
+    validation_tracks: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    batch_size: int = 8
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SeparatorConfig:
+    """Chunked inference: time-domain segments of whole network patches, cross-faded."""
+
+    overlap: float = 0.25
+    batch_size: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    audio: AudioConfig = AudioConfig()
+    stft: StftConfig = StftConfig()
+    network: NetworkConfig = NetworkConfig()
+    data: DataConfig = DataConfig()
+    training: TrainingConfig = TrainingConfig()
+    separator: SeparatorConfig = SeparatorConfig()
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "Config":
+        return _build(cls, raw)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        return cls.from_dict(json.loads(text))
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / CONFIG_FILE
+        path.write_text(self.to_json() + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Config":
+        return cls.from_json((Path(directory) / CONFIG_FILE).read_text())
+
+    def replace(self, **sections: Any) -> "Config":
+        """Return a copy with whole sections or `section__field=value` overrides applied."""
+        raw = dataclasses.asdict(self)
+        for key, value in sections.items():
+            section, _, field = key.partition("__")
+            if field:
+                raw[section][field] = value
+            else:
+                raw[section] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        return Config.from_dict(raw)
+
+
+def _build(cls: type, raw: dict[str, Any]) -> Any:
+    """Build a (nested) frozen dataclass from plain JSON values, refusing unknown keys."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(raw) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    values = {}
+    for name, value in raw.items():
+        default = getattr(cls(), name)
+        if dataclasses.is_dataclass(default):
+            values[name] = _build(type(default), value)
+        elif isinstance(default, tuple):
+            values[name] = tuple(value)
+        else:
+            values[name] = type(default)(value) if default is not None else value
+    return cls(**values)
