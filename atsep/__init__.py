@@ -1,0 +1,1 @@
+"""Audio-Track Separator: the `atsep` command and the synthetic song generator."""

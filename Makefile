@@ -1,0 +1,61 @@
+# The one command surface: README and CI call these targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export TF_ENABLE_ONEDNN_OPTS := 0
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+SONGS ?= examples/slow_motion_dream.mp3
+MODEL ?= models/default
+DATA ?= data/musdb-synth
+RECORDS ?= data/records
+TRAINED ?= models/trained
+MUSDB7 ?= ../shared/data/musdb18-7
+
+.PHONY: setup demo test generate preprocess train separate evaluate default-model clean
+
+$(STAMP): requirements.txt requirements.lock requirements-test.txt setup.py
+	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq ffmpeg; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip==26.3
+	$(BIN)/python -m pip install -q -c requirements.lock -r requirements.txt -r requirements-test.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job on the embedded default: separate the bundled example with the bundled model.
+demo: setup
+	$(BIN)/atsep separate $(SONGS) --output out/demo --model_dir $(MODEL)
+
+test: setup
+	$(BIN)/python -m pytest
+
+generate: setup
+	$(BIN)/atsep generate --output $(DATA)
+
+$(DATA): ; $(MAKE) generate
+
+preprocess: setup | $(DATA)
+	$(BIN)/atsep preprocess --input $(DATA) --output $(RECORDS)
+
+train: setup
+	$(BIN)/atsep train --data $(RECORDS) --model_dir $(TRAINED)
+
+separate: setup
+	$(BIN)/atsep separate $(SONGS) --output out/separate --model_dir $(TRAINED)
+
+evaluate: setup
+	$(BIN)/atsep evaluate $(MUSDB7) --split valid --model_dir $(MODEL) --output out/eval
+
+## Rebuild the bundled model from the MUSDB18-7 previews (research-only terms: see its MODEL_CARD.md).
+default-model: setup
+	$(BIN)/atsep preprocess --input $(MUSDB7) --output data/musdb18-7-records
+	$(BIN)/atsep train --data data/musdb18-7-records --model_dir $(MODEL) --config configs/default-model.json \
+		--data_description "MUSDB18-7: 7-second previews of the 80 MUSDB18 training songs (14 validation songs held out)"
+
+clean:
+	rm -rf out data/records $(TRAINED) $(TRAINED).work

@@ -1,0 +1,5 @@
+import sys
+
+from atsep.cli import main
+
+sys.exit(main())

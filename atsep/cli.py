@@ -1,0 +1,42 @@
+"""`atsep`: one command over the product's stages; each subcommand is its module's `main(argv)`.
+
+Modules are imported only when their subcommand runs, so `atsep --help` and every
+`atsep SUBCOMMAND --help` answer without importing TensorFlow.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "generate": ("atsep.synth", "write synthetic MUSDB18-shaped songs"),
+    "preprocess": ("beam_jobs.preprocess", "MUSDB18 songs -> sharded TFRecords (Beam)"),
+    "train": ("trainer.task", "train the U-Net from TFRecords and export it"),
+    "separate": ("beam_jobs.separate", "separate songs into stems, plots and a manifest (Beam)"),
+    "evaluate": ("trainer.evaluate", "BSSEval v4 (museval) of a model on a MUSDB-layout folder"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: atsep SUBCOMMAND [options]   (atsep SUBCOMMAND --help for its options)", "",
+             "subcommands:"]
+    lines += [f"  {name:<12}{summary}" for name, (_, summary) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"atsep: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    result = module.main(rest)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

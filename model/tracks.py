@@ -1,0 +1,123 @@
+"""Multitrack song layouts: MUSDB18 `.stem.mp4`, MUSDB18-HQ wav folders and plain stem folders.
+
+`find_tracks` turns a flat list of file paths under a root into tracks with their split;
+`load_track` decodes one track's stems (local paths) and checks they fit together.
+"""
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+
+import numpy as np
+
+from model import codec
+
+MIXTURE = "mixture"
+MUSDB_STREAMS = (MIXTURE, "drums", "bass", "other", "vocals")  # stream order in a .stem.mp4
+STEM_MP4_SUFFIX = ".stem.mp4"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff")
+SPLITS = ("train", "test")
+
+# musdb's official validation tracks, taken out of train (sigsep/musdb `validation_tracks`).
+MUSDB_VALIDATION_TRACKS = (
+    "Actions - One Minute Smile", "Clara Berry And Wooldog - Waltz For My Victims",
+    "Johnny Lokke - Promises & Lies", "Patrick Talbot - A Reason To Leave", "Triviul - Angelsaint",
+    "Alexander Ross - Goodbye Bolero", "Fergessen - Nos Palpitants", "Leaf - Summerghost",
+    "Skelpolu - Human Mistakes", "Young Griffo - Pennies", "ANiMAL - Rockshow",
+    "James May - On The Line", "Meaxic - Take A Step", "Traffic Experiment - Sirens",
+)
+
+
+class TrackError(ValueError):
+    """A track whose stems cannot be used; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Track:
+    """One song: either a `.stem.mp4` (`container`) or a folder of stem files (`files`)."""
+
+    name: str
+    split: str
+    container: str = ""
+    files: tuple[tuple[str, str], ...] = ()  # (stem, path) pairs, sorted by stem
+
+    @property
+    def stems(self) -> tuple[str, ...]:
+        return MUSDB_STREAMS if self.container else tuple(stem for stem, _ in self.files)
+
+
+def find_tracks(root: str, paths: list[str], validation: tuple[str, ...] = MUSDB_VALIDATION_TRACKS) -> list[Track]:
+    """Group file paths under `root` into tracks, sorted by split then name.
+
+    The split is the first folder below the root when it is `train` or `test` (else `train`);
+    training songs named in `validation` go to `valid`.
+    """
+    root = root.rstrip("/")
+    containers: dict[str, tuple[str, str]] = {}
+    folders: dict[str, dict[str, str]] = {}
+    for path in paths:
+        relative = path[len(root):].lstrip("/") if path.startswith(root) else posixpath.basename(path)
+        base = posixpath.basename(relative)
+        if base.endswith(STEM_MP4_SUFFIX):
+            containers[path] = (relative, base[: -len(STEM_MP4_SUFFIX)])
+            continue
+        stem, suffix = posixpath.splitext(base)
+        if suffix.lower() in AUDIO_SUFFIXES and posixpath.dirname(relative):
+            folders.setdefault(posixpath.dirname(relative), {})[stem] = path
+    tracks = [Track(name, _split(relative, name, validation), container=path)
+              for path, (relative, name) in containers.items()]
+    for folder, files in folders.items():
+        name = posixpath.basename(folder)
+        tracks.append(Track(name, _split(folder, name, validation), files=tuple(sorted(files.items()))))
+    return sorted(tracks, key=lambda track: (track.split, track.name))
+
+
+def _split(relative: str, name: str, validation: tuple[str, ...]) -> str:
+    first = relative.split("/", 1)[0]
+    split = first if first in SPLITS and "/" in relative else "train"
+    return "valid" if split == "train" and name in validation else split
+
+
+def load_track(track: Track, local_paths: dict[str, str] | None = None) -> tuple[dict[str, np.ndarray], int]:
+    """Decode a track's stems to {stem: float32 [samples, channels]} and their common rate.
+
+    `local_paths` maps the track's remote paths to staged local copies, where they differ.
+    Raises TrackError for a missing mixture, a wrong stream count, or stems that do not fit together.
+    """
+    local = local_paths or {}
+    if track.container:
+        streams, rate = codec.decode_streams(local.get(track.container, track.container))
+        if len(streams) != len(MUSDB_STREAMS):
+            raise TrackError(f"expected {len(MUSDB_STREAMS)} audio streams "
+                             f"({', '.join(MUSDB_STREAMS)}), found {len(streams)}")
+        stems = dict(zip(MUSDB_STREAMS, streams))
+        return _trim_to_shortest(stems, tolerance=4096), rate
+    decoded = {stem: codec.decode(local.get(path, path)) for stem, path in track.files}
+    rates = {rate for _, rate in decoded.values()}
+    if len(rates) != 1:
+        raise TrackError(f"stems have different sample rates: {sorted(rates)}")
+    stems = {stem: waveform for stem, (waveform, _) in decoded.items()}
+    if MIXTURE not in stems:
+        stems = {MIXTURE: _sum_of(stems), **stems}
+    return _trim_to_shortest(stems, tolerance=0), rates.pop()
+
+
+def _sum_of(stems: dict[str, np.ndarray]) -> np.ndarray:
+    _check_shapes(stems, tolerance=0)
+    return np.sum(list(stems.values()), axis=0)
+
+
+def _trim_to_shortest(stems: dict[str, np.ndarray], tolerance: int) -> dict[str, np.ndarray]:
+    """Stems must agree in channels, and in length to within `tolerance` samples (codec padding)."""
+    shortest = _check_shapes(stems, tolerance)
+    return {stem: waveform[:shortest] for stem, waveform in stems.items()}
+
+
+def _check_shapes(stems: dict[str, np.ndarray], tolerance: int) -> int:
+    channels = {waveform.shape[1] for waveform in stems.values()}
+    if len(channels) != 1:
+        raise TrackError(f"stems have different channel counts: {sorted(channels)}")
+    lengths = {stem: waveform.shape[0] for stem, waveform in stems.items()}
+    if max(lengths.values()) - min(lengths.values()) > tolerance:
+        raise TrackError(f"stems have unequal lengths (samples): {lengths}")
+    return min(lengths.values())
