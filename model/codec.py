@@ -9,12 +9,14 @@ import json
 import shutil
 import subprocess
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"}
+SAMPLES_TAG = "atsep_samples"  # exact samples per stream, written by mux_stem_mp4
 
 
 class DecodeError(ValueError):
@@ -30,15 +32,21 @@ def ffmpeg_binary() -> str:
 
 def probe_audio_streams(path: str | Path) -> list[dict]:
     """Return ffprobe's description of each audio stream (sample_rate, channels, ...)."""
+    return _probe(path).get("streams", [])
+
+
+def _probe(path: str | Path) -> dict:
+    """ffprobe's JSON for a file: its audio `streams` and its `format` (container, tags)."""
     ffprobe = shutil.which("ffprobe")
     if not ffprobe:
         raise DecodeError("ffprobe is not installed (apt-get install ffmpeg)")
     result = subprocess.run(
-        [ffprobe, "-v", "error", "-select_streams", "a", "-show_streams", "-of", "json", str(path)],
+        [ffprobe, "-v", "error", "-select_streams", "a", "-show_streams", "-show_format",
+         "-of", "json", str(path)],
         capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise DecodeError(f"not a readable media file: {_last_line(result.stderr)}")
-    return json.loads(result.stdout or "{}").get("streams", [])
+    return json.loads(result.stdout or "{}")
 
 
 def decode(path: str | Path, stream: int = 0) -> tuple[np.ndarray, int]:
@@ -59,18 +67,21 @@ def decode(path: str | Path, stream: int = 0) -> tuple[np.ndarray, int]:
 
 def decode_streams(path: str | Path) -> tuple[list[np.ndarray], int]:
     """Decode every audio stream of a multi-stream file (a `.stem.mp4`), trimmed to equal length."""
-    streams = probe_audio_streams(path)
+    info = _probe(path)
+    streams = info.get("streams", [])
     if not streams:
         raise DecodeError("no audio stream in file")
     rates = {int(s["sample_rate"]) for s in streams}
     if len(rates) != 1:
         raise DecodeError(f"streams have different sample rates: {sorted(rates)}")
-    decoded = [_decode_with_ffmpeg(Path(path), index)[0] for index in range(len(streams))]
-    return decoded, rates.pop()
+    decoded = [_decode_with_ffmpeg(Path(path), index, info)[0] for index in range(len(streams))]
+    length = min(len(waveform) for waveform in decoded)
+    return [waveform[:length] for waveform in decoded], rates.pop()
 
 
-def _decode_with_ffmpeg(path: Path, stream: int) -> tuple[np.ndarray, int]:
-    streams = probe_audio_streams(path)
+def _decode_with_ffmpeg(path: Path, stream: int, info: dict | None = None) -> tuple[np.ndarray, int]:
+    info = info or _probe(path)
+    streams = info.get("streams", [])
     if stream >= len(streams):
         raise DecodeError(f"file has {len(streams)} audio stream(s), stream {stream} asked for")
     channels = int(streams[stream]["channels"])
@@ -83,7 +94,29 @@ def _decode_with_ffmpeg(path: Path, stream: int) -> tuple[np.ndarray, int]:
         raise DecodeError(f"ffmpeg could not decode: {_last_line(result.stderr.decode(errors='replace'))}")
     waveform = np.frombuffer(result.stdout, dtype="<f4")
     waveform = waveform[: len(waveform) // channels * channels].reshape(-1, channels)
-    return _checked(waveform.copy()), rate
+    length = _mp4_length(info, stream, rate)
+    return _checked(waveform[:length].copy()), rate
+
+
+def _mp4_length(info: dict, stream: int, rate: int) -> int | None:
+    """The true sample count of an MP4 audio stream, or None where the container does not say.
+
+    ffmpeg drops the AAC priming samples at the start (the edit list's media time) but keeps the
+    encoder's padding of the last frame, so decoded streams run up to a frame or two long. The edit
+    list's duration says where the audio ends (exact in MUSDB18's files); files written by
+    `mux_stem_mp4` also carry the exact count in a tag, because ffmpeg 5's AAC encoder states the last
+    frame's duration a few samples short.
+    """
+    container = info.get("format", {})
+    if not {"mp4", "mov"} & set(container.get("format_name", "").split(",")):
+        return None
+    tagged = container.get("tags", {}).get(SAMPLES_TAG)
+    if tagged is not None and str(tagged).isdigit():
+        return int(tagged)
+    described = info["streams"][stream]
+    if "duration_ts" not in described or "time_base" not in described:
+        return None
+    return round(int(described["duration_ts"]) * Fraction(described["time_base"]) * rate)
 
 
 def _checked(waveform: np.ndarray) -> np.ndarray:
@@ -101,7 +134,11 @@ def encode(path: str | Path, waveform: np.ndarray, sample_rate: int, subtype: st
 
 def mux_stem_mp4(path: str | Path, waveforms: list[np.ndarray], sample_rate: int,
                  bitrate: str = "256k") -> None:
-    """Write waveforms as one AAC stream each in an MP4 (the MUSDB18 `.stem.mp4` layout)."""
+    """Write waveforms as one AAC stream each in an MP4 (the MUSDB18 `.stem.mp4` layout).
+
+    The streams should be of equal length; the shortest length is recorded so that `decode_streams`
+    gives back exactly that many samples."""
+    length = min(len(waveform) for waveform in waveforms)
     with tempfile.TemporaryDirectory() as tmp:
         inputs: list[str] = []
         for index, waveform in enumerate(waveforms):
@@ -111,7 +148,8 @@ def mux_stem_mp4(path: str | Path, waveforms: list[np.ndarray], sample_rate: int
         maps = [arg for index in range(len(waveforms)) for arg in ("-map", str(index))]
         result = subprocess.run(
             [ffmpeg_binary(), "-v", "error", "-nostdin", "-y", *inputs, *maps,
-             "-c:a", "aac", "-b:a", bitrate, "-f", "mp4", str(path)],
+             "-c:a", "aac", "-b:a", bitrate, "-movflags", "+use_metadata_tags",
+             "-metadata", f"{SAMPLES_TAG}={length}", "-f", "mp4", str(path)],
             capture_output=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"ffmpeg could not write {path}: {result.stderr.decode(errors='replace')}")

@@ -1,0 +1,155 @@
+"""`atsep preprocess`: MUSDB18 songs (local or gs://) -> deterministic sharded TFRecords for training.
+
+Reads `.stem.mp4` files, MUSDB18-HQ folders (`<split>/<track>/<stem>.wav`) or plain folders of stem
+files under `--input`, and writes under `--output`:
+  <split>/<split>-00000-of-0000N.tfrecord[.gz]  patches of every stem at the model's rate (model.records)
+  dataset.json                                 splits, tracks, shard files, normalisation statistics
+  dead_letter.jsonl                            one line per track that could not be used, with the reason
+Steps: MatchFiles -> FindTracks -> Reshuffle -> Decode -> Validate -> Resample -> CutPatches ->
+EncodePatches -> WriteShards, with the track summaries, statistics and dead letters beside them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions
+
+from beam_jobs import storage
+from beam_jobs.preprocess_shards import COMPRESSIONS, DATASET_FILE, WriteShards, write_dataset, write_dead_letters
+from beam_jobs.preprocess_stats import MagnitudeStats, mixture_partial
+from beam_jobs.preprocess_tracks import (
+    DEAD, NAMESPACE, DecodeTrack, EncodePatch, ValidateSong, count_failed, cut_patches, group_tracks,
+    resample_song, summarize)
+from model.config import CONFIG_FILE, Config
+from model.tracks import MUSDB_STREAMS, MUSDB_VALIDATION_TRACKS
+
+STATS_SPLIT = "train"  # normalisation statistics come from training songs only
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """Job options, and the rest for Beam (--runner, --direct_running_mode, --setup_file, ...)."""
+    parser = argparse.ArgumentParser(
+        prog="atsep preprocess", description=__doc__.split("\n")[0],
+        epilog="Other options go to Beam (--runner, --setup_file, ...). The DirectRunner runs "
+               "--direct_running_mode multi_threading on all cores unless told otherwise.")
+    parser.add_argument("--input", default="data/musdb-synth", help="songs root, local or gs://")
+    parser.add_argument("--output", default="data/records", help="records folder, local or gs://")
+    parser.add_argument("--config", default="", help="config.json (or its folder); default Config()")
+    parser.add_argument("--sample_rate", type=int, default=0, help="override audio.sample_rate")
+    parser.add_argument("--shard_mb", type=float, default=64.0, help="target shard size in MiB")
+    parser.add_argument("--compression", choices=sorted(COMPRESSIONS), default="none")
+    return parser.parse_known_args(argv)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    config = Config()
+    if args.config:
+        path = args.config if args.config.endswith(".json") else storage.join(args.config, CONFIG_FILE)
+        config = Config.from_json(storage.read_text(path))
+    if args.sample_rate:
+        config = config.replace(audio__sample_rate=args.sample_rate)
+    return config
+
+
+def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config) -> None:
+    """Add the preprocess steps to `pipeline`."""
+    root, output = storage.absolute(args.input).rstrip("/"), storage.absolute(args.output)
+    rate, patch_samples = config.audio.sample_rate, round(config.data.patch_seconds * config.audio.sample_rate)
+    validation = config.data.validation_tracks or MUSDB_VALIDATION_TRACKS
+    tracks = (pipeline
+              | "MatchFiles" >> fileio.MatchFiles(storage.join(root, "**"))
+              | "FilePaths" >> beam.Map(_path)
+              | "CollectPaths" >> beam.combiners.ToList()
+              | "FindTracks" >> beam.FlatMap(group_tracks, root, tuple(validation))
+              | "Reshuffle" >> beam.Reshuffle())
+    decoded = tracks | "Decode" >> beam.ParDo(DecodeTrack()).with_outputs(DEAD, main="songs")
+    valid = decoded.songs | "Validate" >> beam.ParDo(ValidateSong(config.audio.channels)).with_outputs(
+        DEAD, main="songs")
+    songs = valid.songs | "Resample" >> beam.Map(resample_song, rate)
+    shards = (songs
+              | "CutPatches" >> beam.FlatMap(cut_patches, patch_samples)
+              | "EncodePatches" >> beam.ParDo(EncodePatch())
+              | "WriteShards" >> WriteShards(output, args.shard_mb, args.compression)
+              | "CollectShards" >> beam.combiners.ToList())
+    stats = (songs
+             | "StatsSongs" >> beam.Filter(_in_split, STATS_SPLIT)
+             | "MixtureStats" >> beam.Map(mixture_partial, config.stft)
+             | "CombineStats" >> beam.CombineGlobally(MagnitudeStats()))
+    dead = ((decoded[DEAD], valid[DEAD])
+            | "DeadLetters" >> beam.Flatten()
+            | "CountFailed" >> beam.Map(count_failed)
+            | "CollectDeadLetters" >> beam.combiners.ToList())
+    _ = dead | "WriteDeadLetters" >> beam.Map(write_dead_letters, output)
+    _ = (songs
+         | "Summarize" >> beam.Map(summarize, patch_samples)
+         | "CollectTracks" >> beam.combiners.ToList()
+         | "WriteDatasetJson" >> beam.Map(
+             write_dataset, output, _header(args, config, root, patch_samples),
+             beam.pvalue.AsSingleton(shards), beam.pvalue.AsSingleton(stats), beam.pvalue.AsSingleton(dead)))
+
+
+def _path(metadata) -> str:
+    return metadata.path
+
+
+def _in_split(song, split: str) -> bool:
+    return song.track.split == split
+
+
+def _header(args: argparse.Namespace, config: Config, root: str, patch_samples: int) -> dict:
+    from model.records import SCHEMA_VERSION  # noqa: PLC0415 - imports TensorFlow
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "sample_rate": config.audio.sample_rate,
+        "channels": config.audio.channels,
+        "patch_seconds": config.data.patch_seconds,
+        "patch_samples": patch_samples,
+        "stems": list(MUSDB_STREAMS),
+        "compression": args.compression,
+        "input": root,
+        "normalisation": {"split": STATS_SPLIT, "n_fft": config.stft.n_fft, "hop": config.stft.hop,
+                          "bins": config.stft.bins},
+        "config": json.loads(config.to_json()),
+    }
+
+
+def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
+    """Build and run the job; returns the finished PipelineResult."""
+    args, pipeline_args = parse_args(argv)
+    config = load_config(args)
+    options = PipelineOptions(pipeline_args)
+    options.view_as(SetupOptions).save_main_session = False  # workers import the DoFns by module
+    if not any(arg.startswith(("--direct_running_mode", "--direct_num_workers")) for arg in pipeline_args):
+        # decoding waits on ffmpeg subprocesses: threads over all cores keep them busy, cheaply
+        options.view_as(DirectOptions).direct_running_mode = "multi_threading"
+        options.view_as(DirectOptions).direct_num_workers = 0
+    pipeline = test_pipeline or beam.Pipeline(options=options)
+    build(pipeline, args, config)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
+
+
+def counters(result) -> dict[str, int]:
+    """tracks_ok, tracks_failed and patches of a finished run."""
+    found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    return {counter.key.metric.name: counter.committed for counter in found}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args, _ = parse_args(argv)
+    totals = counters(run(argv))
+    print(f"preprocess: {totals.get('tracks_ok', 0)} tracks, {totals.get('patches', 0)} patches, "
+          f"{totals.get('tracks_failed', 0)} failed -> {storage.join(args.output, DATASET_FILE)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

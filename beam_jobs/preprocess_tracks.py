@@ -1,0 +1,194 @@
+"""Per-track steps of the preprocess job: decode, validate, resample, cut patches, encode, statistics.
+
+Elements between the steps are `Song`s (one track's stems, [samples, channels] float32) and `Patch`es
+(the same stems cut to `patch_samples`); bad tracks leave as dead letters (dicts) on the `dead` output.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import posixpath
+from typing import Iterator
+
+import apache_beam as beam
+import numpy as np
+
+from beam_jobs import storage
+from model import codec, dsp
+from model.tracks import MIXTURE, MUSDB_STREAMS, Track, TrackError, find_tracks, load_track
+
+DEAD = "dead"
+NAMESPACE = "preprocess"
+SILENCE_PEAK = 10 ** (-90 / 20)  # a mixture quieter than -90 dBFS everywhere carries no music
+
+
+@dataclasses.dataclass
+class Song:
+    """A decoded track: its stems in musdb order (mixture first) at `rate`."""
+
+    track: Track
+    rate: int
+    stems: dict[str, np.ndarray]
+    ignored: tuple[str, ...] = ()  # stem files whose names musdb does not use
+    mixture_from_stems: bool = False  # no mixture file: the mixture is the sum of the stems
+
+    @property
+    def samples(self) -> int:
+        return len(self.stems[MIXTURE])
+
+
+@dataclasses.dataclass
+class Patch:
+    track: str
+    split: str
+    offset: int
+    rate: int
+    stems: dict[str, np.ndarray]
+
+
+def track_paths(track: Track) -> list[str]:
+    return [track.container] if track.container else [path for _, path in track.files]
+
+
+def dead_letter(track: Track, reason: str) -> dict:
+    return {"track": track.name, "split": track.split, "paths": track_paths(track), "reason": reason}
+
+
+def group_tracks(paths: list[str], root: str, validation: tuple[str, ...]) -> list[Track]:
+    """All matched paths -> tracks (the grouping needs every path of a folder at once)."""
+    return find_tracks(root, sorted(paths), validation)
+
+
+class DecodeTrack(beam.DoFn):
+    """Stage a track's files locally and decode its stems; undecodable tracks become dead letters."""
+
+    def process(self, track: Track) -> Iterator:
+        try:
+            stems, rate = _load_staged(track)
+        except (TrackError, codec.DecodeError, OSError) as error:
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(track, f"{type(error).__name__}: {error}"))
+            return
+        known = [name for name in MUSDB_STREAMS if name in stems]
+        ignored = tuple(sorted(set(stems) - set(known)))
+        mixture_from_stems = not track.container and MIXTURE not in dict(track.files)
+        yield Song(track, rate, {name: stems[name] for name in known}, ignored, mixture_from_stems)
+
+
+def _load_staged(track: Track) -> tuple[dict[str, np.ndarray], int]:
+    paths = track_paths(track)
+    with contextlib.ExitStack() as stack:
+        local = [stack.enter_context(storage.staged_input(path)) for path in paths]
+        return load_track(track, dict(zip(paths, local)))
+
+
+class ValidateSong(beam.DoFn):
+    """Reject songs a model cannot learn from; fit the channel count to the model's."""
+
+    def __init__(self, channels: int):
+        self._channels = channels
+
+    def process(self, song: Song) -> Iterator:
+        reason = _problem(song, self._channels)
+        if reason:
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(song.track, reason))
+            return
+        stems = {name: _fit_channels(waveform, self._channels) for name, waveform in song.stems.items()}
+        yield dataclasses.replace(song, stems=stems)
+
+
+def _problem(song: Song, channels: int) -> str:
+    targets = [name for name in song.stems if name != MIXTURE]
+    if not targets:
+        found = ", ".join(song.ignored) or "none"
+        return f"no stems named {', '.join(MUSDB_STREAMS[1:])} (other stem files: {found})"
+    if float(np.max(np.abs(song.stems[MIXTURE]))) < SILENCE_PEAK:
+        return "mixture is silent (peak below -90 dBFS)"
+    have = song.stems[MIXTURE].shape[1]
+    if have not in (1, channels) and channels != 1:
+        return f"{have} channels, the model takes {channels} (or mono, which is duplicated)"
+    return ""
+
+
+def _fit_channels(waveform: np.ndarray, channels: int) -> np.ndarray:
+    if waveform.shape[1] == channels:
+        return waveform
+    if channels == 1:
+        return waveform.mean(axis=1, keepdims=True)
+    return np.repeat(waveform, channels, axis=1)
+
+
+def resample_song(song: Song, rate: int) -> Song:
+    stems = {name: dsp.resample(waveform, song.rate, rate) for name, waveform in song.stems.items()}
+    length = min(len(waveform) for waveform in stems.values())  # resamplers may round differently
+    return dataclasses.replace(song, rate=rate, stems={k: v[:length] for k, v in stems.items()})
+
+
+def patch_starts(samples: int, patch_samples: int) -> list[int]:
+    """Non-overlapping patches; the last one ends with the song, so no audio is lost."""
+    return dsp.chunk_starts(samples, patch_samples, overlap=0.0)
+
+
+def cut_patches(song: Song, patch_samples: int) -> Iterator[Patch]:
+    for offset in patch_starts(song.samples, patch_samples):
+        stems = {name: _padded(waveform[offset: offset + patch_samples], patch_samples)
+                 for name, waveform in song.stems.items()}
+        yield Patch(song.track.name, song.track.split, offset, song.rate, stems)
+
+
+def _padded(waveform: np.ndarray, samples: int) -> np.ndarray:
+    if len(waveform) >= samples:
+        return waveform
+    return np.pad(waveform, ((0, samples - len(waveform)), (0, 0)))
+
+
+def record_key(track: str, offset: int) -> str:
+    """Stable across runs, processes and machines (unlike Python's hash), so shards are reproducible."""
+    return hashlib.sha256(json.dumps([track, offset]).encode()).hexdigest()
+
+
+class EncodePatch(beam.DoFn):
+    """Patch -> (split, key, serialised tf.train.Example)."""
+
+    def setup(self) -> None:
+        import tensorflow as tf  # noqa: PLC0415 - keep TensorFlow out of `--help`
+
+        from model import records  # noqa: PLC0415
+        self._records, self._example = records, tf.train.Example
+        self._patches = beam.metrics.Metrics.counter(NAMESPACE, "patches")
+
+    def process(self, patch: Patch) -> Iterator[tuple[str, str, bytes]]:
+        record = self._records.encode_patch(patch.track, patch.split, patch.offset, patch.rate, patch.stems)
+        # Protobuf writes map entries (the features) in a per-process hash order: re-serialise
+        # deterministically so that the same patch gives the same bytes on every run and worker.
+        record = self._example.FromString(record).SerializeToString(deterministic=True)
+        self._patches.inc()
+        yield patch.split, record_key(patch.track, patch.offset), record
+
+
+def summarize(song: Song, patch_samples: int) -> dict:
+    """The track's entry in dataset.json."""
+    seconds = song.samples / song.rate
+    beam.metrics.Metrics.counter(NAMESPACE, "tracks_ok").inc()
+    beam.metrics.Metrics.distribution(NAMESPACE, "track_seconds").update(int(round(seconds)))
+    present = list(song.stems)
+    summary = {
+        "name": song.track.name,
+        "split": song.track.split,
+        "duration_s": round(seconds, 3),
+        "patches": len(patch_starts(song.samples, patch_samples)),
+        "stems": present,
+        "missing_stems": [name for name in MUSDB_STREAMS if name not in present],
+        "source": song.track.container or posixpath.dirname(song.track.files[0][1]),
+    }
+    if song.mixture_from_stems:
+        summary["mixture_from_stems"] = True
+    if song.ignored:
+        summary["ignored_stems"] = list(song.ignored)
+    return summary
+
+
+def count_failed(letter: dict) -> dict:
+    beam.metrics.Metrics.counter(NAMESPACE, "tracks_failed").inc()
+    return letter

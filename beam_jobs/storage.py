@@ -1,0 +1,143 @@
+"""File access for Beam jobs on local paths and object storage (gs://) alike, via Beam's FileSystems.
+
+- `staged_input` / `stage_tree`: give libraries that need a real local path (ffmpeg, libsndfile,
+  TensorFlow) a local copy of a remote file or folder; local paths are used as they are.
+- `atomic_output` / `write_bytes_atomic` / `write_text_atomic`: write under a temporary sibling name,
+  then rename into place, so no reader ever sees a half-written file under its final name.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+import tempfile
+import uuid
+from typing import Iterator
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+PARTIAL = ".partial"  # marks temporary siblings; never part of a final name
+_RAW = CompressionTypes.UNCOMPRESSED  # bytes as stored: never gunzip a `.gz` behind the caller's back
+_CHUNK = 8 << 20
+
+
+def is_local(path: str) -> bool:
+    return FileSystems.get_scheme(path) is None
+
+
+def absolute(path: str) -> str:
+    """Local paths made absolute (workers may run elsewhere); URLs unchanged."""
+    return os.path.abspath(path) if is_local(path) else path
+
+
+def join(base: str, *parts: str) -> str:
+    return FileSystems.join(base, *parts)
+
+
+def basename(path: str) -> str:
+    return FileSystems.split(path)[1] if not is_local(path) else os.path.basename(path)
+
+
+def exists(path: str) -> bool:
+    return FileSystems.exists(path)
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path, compression_type=_RAW) as source:
+        return source.read()
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def delete_quietly(paths: list[str]) -> None:
+    """Best-effort cleanup of temporary files; a failure here must not hide the original error."""
+    for path in paths:
+        try:
+            FileSystems.delete([path])
+        except Exception:  # noqa: BLE001 - cleanup only
+            pass
+
+
+def temp_sibling(path: str) -> str:
+    """A unique hidden name in the same folder that keeps the extension (libsndfile picks formats by it)."""
+    folder, name = (os.path.split(path) if is_local(path) else FileSystems.split(path))
+    stem, dot, ext = name.partition(".")
+    hidden = f".{stem}-{uuid.uuid4().hex[:8]}{PARTIAL}{dot}{ext}"
+    return os.path.join(folder, hidden) if is_local(path) else join(folder, hidden)
+
+
+@contextlib.contextmanager
+def staged_input(path: str) -> Iterator[str]:
+    """Yield a local path holding the file's bytes: the path itself if local, else a temporary copy."""
+    if is_local(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="staged-") as tmp:
+        local = os.path.join(tmp, basename(path))  # keep the full name: decoders look at suffixes
+        with FileSystems.open(path, compression_type=_RAW) as source, open(local, "wb") as target:
+            shutil.copyfileobj(source, target, _CHUNK)
+        yield local
+
+
+def stage_tree(path: str, local_dir: str | None = None) -> str:
+    """Copy a remote folder (e.g. an exported model) to a local folder and return it; local paths pass."""
+    if is_local(path):
+        return path
+    local_dir = local_dir or tempfile.mkdtemp(prefix="staged-tree-")
+    prefix = path.rstrip("/") + "/"
+    for metadata in FileSystems.match([prefix + "**"])[0].metadata_list:
+        relative = metadata.path[len(prefix):]
+        if not relative or relative.endswith("/"):
+            continue  # folder placeholder objects
+        target = os.path.join(local_dir, *relative.split("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with FileSystems.open(metadata.path, compression_type=_RAW) as source, open(target, "wb") as out:
+            shutil.copyfileobj(source, out, _CHUNK)
+    return local_dir
+
+
+@contextlib.contextmanager
+def atomic_output(path: str) -> Iterator[str]:
+    """Yield a local path to write; on success it is renamed to `path`, on failure removed.
+
+    Local targets are written next to their final name (rename is atomic within a folder); remote
+    ones are written locally, uploaded to a temporary sibling and renamed with FileSystems.rename.
+    """
+    if is_local(path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        partial = temp_sibling(path)
+        try:
+            yield partial
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+        return
+    with tempfile.TemporaryDirectory(prefix="atomic-") as tmp:
+        local = os.path.join(tmp, posixpath.basename(temp_sibling(path)))
+        yield local
+        _upload_and_rename(local, path)
+
+
+def _upload_and_rename(local: str, path: str) -> None:
+    partial = temp_sibling(path)
+    try:
+        with open(local, "rb") as source, FileSystems.create(partial, compression_type=_RAW) as target:
+            shutil.copyfileobj(source, target, _CHUNK)
+        FileSystems.rename([partial], [path])
+    except BaseException:
+        delete_quietly([partial])
+        raise
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    with atomic_output(path) as local, open(local, "wb") as target:
+        target.write(data)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))

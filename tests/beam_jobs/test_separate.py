@@ -1,0 +1,243 @@
+"""The catalogue separation job on the real DirectRunner with a tiny untrained SavedModel."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from apache_beam.metrics.metric import MetricsFilter
+
+from beam_jobs import plots, separate, storage
+from model.codec import decode, mux_stem_mp4
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+GOOD = {"stereo": (44100, 2), "mono": (22050, 1), "lossy": (44100, 2), "multi": (44100, 2)}
+BAD = ("broken.wav", "empty.wav")
+
+
+def _signal(seconds: float, rate: int, channels: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t)[:, None]
+    return (tone + 0.05 * rng.standard_normal((len(t), channels))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    # conftest's tiny_config is function-scoped; a module-scoped fixture needs its own copy of it
+    from model.config import Config
+    from model.export import export_model
+    from model.unet import build_unet
+
+    config = Config().replace(network__filters=(4, 8, 16), network__patch_frames=32, network__dropout=0.0)
+    return export_model(build_unet(config), config, tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("songs")
+    sf.write(folder / "stereo.wav", _signal(1.5, 44100, 2, 0), 44100, subtype="PCM_16")
+    sf.write(folder / "mono.flac", _signal(1.2, 22050, 1, 1), 22050)
+    sf.write(folder / "lossy.mp3", _signal(1.0, 44100, 2, 2), 44100)
+    mux_stem_mp4(folder / "multi.stem.mp4", [_signal(1.0, 44100, 2, seed) for seed in range(3, 6)], 44100)
+    (folder / "broken.wav").write_bytes(np.random.default_rng(7).bytes(4000))
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "upload").mkdir()
+    (folder / "upload" / "stereo.wav").write_bytes(b"never read: its track name is taken")
+    return folder
+
+
+def _argv(inputs: Path, out: Path, model_dir: Path, *extra: str) -> list[str]:
+    listing = inputs.parent / f"{inputs.name}-list.txt"
+    listing.write_text(f"# a comment\n{inputs / 'upload' / 'stereo.wav'}\n{inputs / 'missing.wav'}\n")
+    return [str(inputs / "*"), "--input_list", str(listing), "-o", str(out), "--model_dir", str(model_dir),
+            *extra]
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _counter(result, name: str) -> int:
+    counters = result.metrics().query(MetricsFilter().with_name(name))["counters"]
+    return sum(counter.committed for counter in counters)
+
+
+@pytest.fixture(scope="module")
+def first_run(inputs, model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    result = separate.run(_argv(inputs, out, model_dir))
+    return out, result
+
+
+def test_stems_follow_the_input_and_add_up_to_the_mix(first_run, inputs):
+    out, _ = first_run
+    for track, (rate, channels) in GOOD.items():
+        source = next(inputs.glob(f"{track}.*"))
+        mix, mix_rate = decode(source)
+        assert mix_rate == rate and mix.shape[1] == channels
+        stems = {}
+        for stem in ("vocals", "drums", "residual"):
+            info = sf.info(out / track / f"{stem}.wav")
+            assert (info.samplerate, info.channels, info.frames, info.subtype) == (
+                rate, channels, mix.shape[0], "PCM_16"), (track, stem)
+            stems[stem] = sf.read(out / track / f"{stem}.wav", dtype="float32", always_2d=True)[0]
+        # three stems, each rounded to 16 bits (half a step is 1.5e-5)
+        np.testing.assert_allclose(sum(stems.values()), mix, atol=1e-4)
+        assert np.abs(stems["vocals"]).max() > 1e-3  # an untrained mask still passes some signal
+
+
+def test_plots_are_png_images(first_run):
+    out, _ = first_run
+    for track in GOOD:
+        assert (out / track / "plot.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_manifest_has_one_line_per_good_track(first_run, model_dir):
+    out, _ = first_run
+    manifest = _jsonl(out / "manifest.jsonl")
+    assert [record["track"] for record in manifest] == sorted(GOOD)
+    version = (model_dir / "VERSION").read_text().strip()
+    for record in manifest:
+        assert record["status"] == "ok" and record["model_version"] == version
+        assert (record["sample_rate"], record["channels"]) == GOOD[record["track"]]
+        assert record["duration_s"] == pytest.approx(record["samples"] / record["sample_rate"], abs=1e-3)
+        assert set(record["outputs"]) == {"vocals", "drums", "residual", "plot"}
+        assert all(Path(path).is_file() for path in record["outputs"].values())
+        assert json.loads((out / record["track"] / "track.json").read_text())["status"] == "ok"
+    assert next(r for r in manifest if r["track"] == "multi")["input"].endswith("multi.stem.mp4")
+
+
+def test_dead_letter_names_each_failure_and_why(first_run, inputs):
+    out, result = first_run
+    failures = {Path(record["input"]).relative_to(inputs).as_posix(): record
+                for record in _jsonl(out / "dead_letter.jsonl")}
+    assert set(failures) == {"broken.wav", "empty.wav", "missing.wav", "upload/stereo.wav"}
+    assert failures["empty.wav"]["reason"] == "DecodeError: empty file (0 bytes)"
+    assert failures["broken.wav"]["stage"] == "decode"
+    assert "not a readable media file" in failures["broken.wav"]["reason"]
+    assert failures["missing.wav"]["reason"] == "no file matches this path or pattern"
+    assert "already taken" in failures["upload/stereo.wav"]["reason"]
+    assert not (out / "broken").exists() and not (out / "empty").exists()
+    assert _counter(result, "tracks_failed") == 4
+    assert _counter(result, "tracks_ok") == len(GOOD)
+    assert _counter(result, "audio_seconds") >= 4
+
+
+def test_no_temporary_files_are_left(first_run):
+    out, _ = first_run
+    leftovers = [path for path in out.rglob("*") if path.name.startswith(".") or storage.PARTIAL in path.name]
+    assert leftovers == []
+    assert sorted(path.name for path in out.iterdir() if path.is_file()) == ["dead_letter.jsonl",
+                                                                             "manifest.jsonl"]
+
+
+def test_rerun_skips_done_tracks_and_force_redoes_them(first_run, inputs, model_dir):
+    out, _ = first_run
+    before = {path: path.stat().st_ino for path in out.rglob("*.wav")}
+    result = separate.run(_argv(inputs, out, model_dir))
+    assert {r["status"] for r in _jsonl(out / "manifest.jsonl")} == {"skipped"}
+    assert {path: path.stat().st_ino for path in out.rglob("*.wav")} == before
+    assert _counter(result, "tracks_skipped") == len(GOOD)
+    assert len(_jsonl(out / "dead_letter.jsonl")) == 4
+
+    separate.run(_argv(inputs, out, model_dir, "--force", "--subtype", "FLOAT"))
+    assert {r["status"] for r in _jsonl(out / "manifest.jsonl")} == {"ok"}
+    assert all(path.stat().st_ino != inode for path, inode in before.items())
+    assert sf.info(out / "stereo" / "vocals.wav").subtype == "FLOAT"
+
+
+def test_track_names_drop_extension_and_stem_suffix():
+    assert separate.track_name("gs://bucket/a/Song One.stem.mp4") == "Song One"
+    assert separate.track_name("/music/b.side.flac") == "b.side"
+    assert separate.track_name("c.wav") == "c"
+
+
+def test_help_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from beam_jobs import separate\n"
+            "try: separate.parse_args(['--help'])\nexcept SystemExit: pass\n"
+            "assert 'tensorflow' not in sys.modules and 'matplotlib' not in sys.modules")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+
+
+def test_failed_atomic_write_leaves_nothing(tmp_path):
+    target = tmp_path / "x.wav"
+    with pytest.raises(RuntimeError), storage.atomic_output(str(target)) as local:
+        Path(local).write_bytes(b"half")
+        raise RuntimeError("writer died")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manifest_is_sorted_and_summarised(tmp_path):
+    records = [{"track": "b", "status": "ok", "duration_s": 2.5}, {"track": "a", "status": "skipped",
+                                                                   "duration_s": 9.0}]
+    line = separate.write_manifest(records, str(tmp_path), failures=[{"input": "x"}])
+    assert line == f"separate: 1 separated (2.5 s of audio), 1 skipped, 1 failed -> {tmp_path}"
+    assert [r["track"] for r in _jsonl(tmp_path / "manifest.jsonl")] == ["a", "b"]
+
+
+def test_plot_of_silence_renders():
+    silence = np.zeros((2048, 1), dtype=np.float32)
+    assert plots.render_track(silence, {"vocals": silence}, 8000, "quiet").startswith(PNG_MAGIC)
+
+
+@pytest.fixture(scope="module")
+def gcs_bucket():
+    """A real GCS JSON-API server on loopback; Beam's GCS IO reaches it through STORAGE_EMULATOR_HOST."""
+    import logging
+    import socket
+
+    from apache_beam.internal.gcp import auth
+    from gcp_storage_emulator.server import create_server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="catalogue")
+    server.start()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+        for name, value in (("NO_GCE_CHECK", "true"), ("GCE_METADATA_HOST", "127.0.0.1:9"),
+                            ("GCE_METADATA_IP", "127.0.0.1:9")):
+            patch.setenv(name, value)
+        # no credentials exist here: skip Beam's ~20 s of lookups and connect anonymously
+        patch.setattr(auth._Credentials, "_credentials_init", True)
+        patch.setattr(auth._Credentials, "_credentials", None)
+        yield "gs://catalogue"
+    server.stop()
+
+
+def _upload(local: Path, remote: str) -> None:
+    storage.write_bytes_atomic(remote, local.read_bytes())
+
+
+@pytest.mark.gcs
+def test_object_storage_inputs_model_and_outputs(gcs_bucket, inputs, model_dir):
+    from apache_beam.io.filesystems import FileSystems
+
+    for name in ("stereo.wav", "broken.wav"):
+        _upload(inputs / name, f"{gcs_bucket}/songs/{name}")
+    for path in model_dir.rglob("*"):
+        if path.is_file():
+            _upload(path, f"{gcs_bucket}/model/{path.relative_to(model_dir).as_posix()}")
+    out = f"{gcs_bucket}/out"
+    separate.run([f"{gcs_bucket}/songs/*.wav", "-o", out, "--model_dir", f"{gcs_bucket}/model"])
+
+    names = sorted(m.path[len(out) + 1:] for m in FileSystems.match([out + "/**"])[0].metadata_list)
+    assert names == ["dead_letter.jsonl", "manifest.jsonl", "stereo/drums.wav", "stereo/plot.png",
+                     "stereo/residual.wav", "stereo/track.json", "stereo/vocals.wav"]
+    manifest = [json.loads(line) for line in storage.read_text(f"{out}/manifest.jsonl").splitlines()]
+    assert [(r["track"], r["status"], r["outputs"]["vocals"]) for r in manifest] == [
+        ("stereo", "ok", f"{out}/stereo/vocals.wav")]
+    failures = storage.read_text(f"{out}/dead_letter.jsonl").splitlines()
+    assert [json.loads(line)["input"] for line in failures] == [f"{gcs_bucket}/songs/broken.wav"]
+    with storage.staged_input(f"{out}/stereo/vocals.wav") as local:
+        assert sf.info(local).frames == decode(inputs / "stereo.wav")[0].shape[0]

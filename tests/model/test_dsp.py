@@ -1,0 +1,114 @@
+"""model.dsp: STFT round trips, resampling, mask extension and the chunking arithmetic."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model import dsp
+
+
+def _noise(samples: int, channels: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (samples, channels)).astype(np.float32)
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=.*is too large")  # a 300-sample input is meant to be short
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("samples", [300, 4096, 11025 + 17])
+@pytest.mark.parametrize("n_fft, hop", [(512, 128), (1024, 256), (2048, 512), (1024, 512)])
+def test_stft_round_trip(channels, samples, n_fft, hop):
+    waveform = _noise(samples, channels)
+    spec = dsp.stft(waveform, n_fft, hop)
+    assert spec.shape == (1 + samples // hop, n_fft // 2 + 1, channels)
+    assert spec.dtype == np.complex64
+    restored = dsp.istft(spec, n_fft, hop, samples)
+    assert restored.shape == waveform.shape and restored.dtype == np.float32
+    np.testing.assert_allclose(restored, waveform, atol=1e-5)
+
+
+def test_stft_puts_a_sine_in_its_bin():
+    rate, n_fft = 11025, 1024
+    bin_index = 100
+    time = np.arange(rate) / rate
+    waveform = np.sin(2 * np.pi * bin_index * rate / n_fft * time)[:, None].astype(np.float32)
+    magnitude = np.abs(dsp.stft(waveform, n_fft, 256))[5:-5, :, 0]
+    assert np.all(magnitude.argmax(axis=1) == bin_index)
+
+
+@pytest.mark.parametrize("samples, rate_in, rate_out", [
+    (44100, 44100, 11025), (1001, 44100, 11025), (12345, 22050, 44100), (777, 48000, 11025)])
+def test_resample_length(samples, rate_in, rate_out):
+    resampled = dsp.resample(_noise(samples, 2), rate_in, rate_out)
+    assert resampled.shape[1] == 2 and resampled.dtype == np.float32
+    assert abs(len(resampled) - samples * rate_out / rate_in) < 1
+
+
+@pytest.mark.parametrize("rate_in, rate_out", [(44100, 11025), (48000, 11025), (22050, 44100)])
+def test_resampled_sine_stays_the_same_sine(rate_in, rate_out):
+    frequency, seconds = 440.0, 1.0
+    before = np.sin(2 * np.pi * frequency * np.arange(int(rate_in * seconds)) / rate_in)
+    after = dsp.resample(np.stack([before, 0.5 * before], axis=1).astype(np.float32), rate_in, rate_out)
+    expected = np.sin(2 * np.pi * frequency * np.arange(len(after)) / rate_out)
+    middle = slice(len(after) // 10, -len(after) // 10)  # away from the filter's edge effects
+    np.testing.assert_allclose(after[middle, 0], expected[middle], atol=1e-3)
+    np.testing.assert_allclose(after[middle, 1], 0.5 * expected[middle], atol=1e-3)
+
+
+def test_resample_at_the_same_rate_is_the_identity():
+    waveform = _noise(1000, 2)
+    np.testing.assert_array_equal(dsp.resample(waveform, 44100, 44100), waveform)
+
+
+@pytest.mark.parametrize("input_rate, model_rate, factor", [
+    (44100, 11025, 4), (48000, 11025, 4), (22050, 11025, 2), (11025, 11025, 1), (16000, 11025, 1),
+    (8000, 11025, 1), (96000, 11025, 9)])
+def test_processing_factor(input_rate, model_rate, factor):
+    assert dsp.processing_factor(input_rate, model_rate) == factor
+
+
+@pytest.mark.parametrize("total_bins", [512, 513, 2049, 300])
+def test_extend_mask_keeps_masks_summing_to_one(total_bins):
+    logits = np.random.default_rng(1).normal(size=(3, 7, 512, 2))  # [stems, frames, bins, channels]
+    masks = (np.exp(logits) / np.exp(logits).sum(axis=0)).astype(np.float32)
+    extended = dsp.extend_mask(masks, total_bins)
+    assert extended.shape == (3, 7, total_bins, 2)
+    np.testing.assert_allclose(extended.sum(axis=0), 1.0, atol=1e-5)
+    kept = min(total_bins, 512)
+    np.testing.assert_array_equal(extended[..., :kept, :], masks[..., :kept, :])
+    if total_bins > 512:
+        np.testing.assert_allclose(extended[..., -1, :], masks[..., -32:, :].mean(axis=-2), atol=1e-6)
+
+
+@pytest.mark.parametrize("length, segment, overlap", [
+    (10, 100, 0.25), (100, 100, 0.25), (101, 100, 0.25), (1000, 100, 0.0), (1000, 100, 0.25),
+    (12345, 512, 0.5), (999, 64, 0.9)])
+def test_chunk_starts_cover_the_whole_length(length, segment, overlap):
+    starts = dsp.chunk_starts(length, segment, overlap)
+    assert starts[0] == 0 and starts == sorted(set(starts))
+    covered = np.zeros(length, dtype=bool)
+    for start in starts:
+        assert 0 <= start and (start + segment <= length or length <= segment)
+        covered[start:start + segment] = True
+    assert covered.all()
+    if length > segment:
+        assert starts[-1] == length - segment
+
+
+@pytest.mark.parametrize("segment, fade", [(100, 0), (100, 10), (100, 50), (100, 80), (7, 3), (1, 1)])
+@pytest.mark.parametrize("fade_in, fade_out", [(False, False), (True, False), (False, True), (True, True)])
+def test_crossfade_weight_is_never_zero(segment, fade, fade_in, fade_out):
+    weight = dsp.crossfade_weight(segment, fade, fade_in, fade_out)
+    assert weight.shape == (segment,) and weight.dtype == np.float32
+    assert weight.min() > 0 and weight.max() <= 1
+
+
+def test_crossfaded_overlap_add_of_a_constant_is_that_constant():
+    length, segment, overlap = 5000, 1000, 0.25
+    starts = dsp.chunk_starts(length, segment, overlap)
+    fade = int(segment * overlap)
+    total, weights = np.zeros(length), np.zeros(length)
+    for index, start in enumerate(starts):
+        weight = dsp.crossfade_weight(segment, fade, index > 0, index < len(starts) - 1)
+        total[start:start + segment] += 3.0 * weight
+        weights[start:start + segment] += weight
+    assert weights.min() > 0
+    np.testing.assert_allclose(total / weights, 3.0, rtol=1e-6)

@@ -1,0 +1,163 @@
+"""tf.data input: TFRecord patches -> (mix magnitude, {head: stem magnitude}) batches.
+
+Shards are `DATA/<split>/*.tfrecord` or `*.tfrecord.gz`. Every example is a segment of
+`(patch_frames - 1) * hop` samples, so its centred STFT has exactly `patch_frames` frames.
+Training crops at random and remixes stems across patches (new mixes the network has never heard);
+validation takes fixed crops of the real mixtures, the same every epoch.
+Shapes: stems [stems, samples, channels] per patch; magnitudes [batch, frames, bins, channels].
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from model.config import STEM_NAMES, Config
+from model.records import MIXTURE, parse_patch
+from model.unet import magnitude
+from trainer import paths
+
+AUTOTUNE = tf.data.AUTOTUNE
+STEMS = (MIXTURE, *STEM_NAMES)  # the order of the stacked stem axis
+SHUFFLE_BUFFER = 256  # serialized patches (~1.3 MB each at the default 6 s, 11025 Hz, stereo)
+READ_BUFFER = 4 << 20  # bytes per open shard; large reads matter on gs://
+GAIN_RANGE = (0.25, 1.25)
+
+
+def segment_samples(config: Config) -> int:
+    return (config.network.patch_frames - 1) * config.stft.hop
+
+
+def find_shards(data_dir: str, split: str) -> list[str]:
+    return sorted(tf.io.gfile.glob(paths.join(data_dir, split, "*.tfrecord*")))
+
+
+def training_dataset(data_dir: str, config: Config, split: str = "train") -> tf.data.Dataset:
+    """Endless shuffled, remixed, augmented batches of `config.training.batch_size`."""
+    files = _require_shards(data_dir, split)
+    heads = _check_heads(config)
+    segment, channels = segment_samples(config), config.audio.channels
+    sources = (_records(files, training=True)
+               .shuffle(SHUFFLE_BUFFER)
+               .map(lambda record: _parse(record, STEM_NAMES, channels), num_parallel_calls=AUTOTUNE)
+               .map(lambda stems: _random_crop(stems, segment), num_parallel_calls=AUTOTUNE))
+    group = len(heads) + 1  # one patch per head and one for the rest
+    examples = (sources.batch(group, drop_remainder=True)
+                .map(lambda patches: _remix(patches, heads), num_parallel_calls=AUTOTUNE)
+                .unbatch()
+                .map(_augment, num_parallel_calls=AUTOTUNE)
+                .map(_with_mixture, num_parallel_calls=AUTOTUNE))
+    return _features(examples.batch(config.training.batch_size, drop_remainder=True), config)
+
+
+def validation_dataset(data_dir: str, config: Config, split: str = "valid") -> tf.data.Dataset | None:
+    """The split's real mixtures in fixed, non-overlapping crops; None when the split has no shards."""
+    files = find_shards(data_dir, split)
+    if not files:
+        return None
+    _check_heads(config)
+    segment, channels = segment_samples(config), config.audio.channels
+    examples = (_records(files, training=False)
+                .map(lambda record: _parse(record, STEMS, channels), num_parallel_calls=AUTOTUNE)
+                .map(lambda stems: _fixed_crops(stems, segment), num_parallel_calls=AUTOTUNE)
+                .unbatch())
+    batch = config.training.batch_size
+    # Keras 3.15 miscounts per-head losses (val_vocals_loss, ...) on datasets of unknown length
+    batches = -(-_count_crops(files, segment) // batch)
+    return _features(examples.batch(batch).apply(tf.data.experimental.assert_cardinality(batches)), config)
+
+
+def _require_shards(data_dir: str, split: str) -> list[str]:
+    files = find_shards(data_dir, split)
+    if not files:
+        raise FileNotFoundError(f"no shards match {paths.join(data_dir, split, '*.tfrecord*')}")
+    return files
+
+
+def _check_heads(config: Config) -> tuple[str, ...]:
+    unknown = set(config.network.heads) - set(STEM_NAMES)
+    if unknown:
+        raise ValueError(f"heads {sorted(unknown)} are not stems of the records {STEM_NAMES}")
+    return config.network.heads
+
+
+def _records(files: list[str], training: bool) -> tf.data.Dataset:
+    """Serialized patches from all shards, read in parallel; GZIP shards are told apart by suffix."""
+    compression = ["GZIP" if name.endswith(".gz") else "" for name in files]
+    shards = tf.data.Dataset.from_tensor_slices((files, compression))
+    if training:
+        shards = shards.shuffle(len(files)).repeat()
+    return shards.interleave(
+        lambda name, kind: tf.data.TFRecordDataset(name, kind, buffer_size=READ_BUFFER),
+        cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE, deterministic=not training)
+
+
+def _parse(record: tf.Tensor, names: tuple[str, ...], channels: int) -> tf.Tensor:
+    parsed = parse_patch(record, names, channels)
+    return tf.stack([parsed[name] for name in names])
+
+
+def _pad_to(stems: tf.Tensor, segment: int) -> tf.Tensor:
+    short = tf.maximum(segment - tf.shape(stems)[1], 0)
+    return tf.pad(stems, [[0, 0], [0, short], [0, 0]])
+
+
+def _random_crop(stems: tf.Tensor, segment: int) -> tf.Tensor:
+    """One random segment, at the same offset in every stem."""
+    return tf.image.random_crop(_pad_to(stems, segment), [stems.shape[0], segment, stems.shape[2]])
+
+
+def _fixed_crops(stems: tf.Tensor, segment: int) -> tf.Tensor:
+    """[stems, samples, channels] -> [crops, stems, segment, channels], back to back from the start."""
+    stems = _pad_to(stems, segment)
+    crops = tf.shape(stems)[1] // segment
+    tiled = tf.reshape(stems[:, : crops * segment], [stems.shape[0], crops, segment, stems.shape[2]])
+    return tf.transpose(tiled, [1, 0, 2, 3])
+
+
+def _count_crops(files: list[str], segment: int) -> int:
+    """How many crops `_fixed_crops` makes of the split, from the records' `samples` field alone."""
+    spec = {"samples": tf.io.FixedLenFeature([], tf.int64)}
+
+    def crops(record: tf.Tensor) -> tf.Tensor:
+        return tf.maximum(tf.io.parse_single_example(record, spec)["samples"], segment) // segment
+
+    counts = _records(files, training=False).map(crops, num_parallel_calls=AUTOTUNE)
+    return int(counts.reduce(tf.constant(0, tf.int64), lambda total, count: total + count))
+
+
+def _remix_indices(heads: tuple[str, ...]) -> np.ndarray:
+    """[group, sources, 2] gather indices: in example j, head i comes from patch (i + j) % group and
+    the other sources from patch (len(heads) + j) % group, so every stem of every patch is used once."""
+    group = len(heads) + 1
+    roles = [heads.index(name) if name in heads else len(heads) for name in STEM_NAMES]
+    return np.array([[[(role + j) % group, source] for source, role in enumerate(roles)]
+                     for j in range(group)], dtype=np.int32)
+
+
+def _remix(patches: tf.Tensor, heads: tuple[str, ...]) -> tf.Tensor:
+    """[group, sources, segment, channels] from as many patches -> as many new combinations."""
+    return tf.gather_nd(patches, _remix_indices(heads))
+
+
+def _augment(sources: tf.Tensor) -> tf.Tensor:
+    """A random gain per source, and each source's channels swapped with probability 1/2."""
+    count = sources.shape[0]
+    gains = tf.random.uniform([count, 1, 1], *GAIN_RANGE)
+    swap = tf.random.uniform([count, 1, 1]) < 0.5
+    return tf.where(swap, tf.reverse(sources, axis=[-1]), sources) * gains
+
+
+def _with_mixture(sources: tf.Tensor) -> tf.Tensor:
+    """Prepend the mixture, rebuilt as the sum of the (augmented) sources: the STEMS order."""
+    return tf.concat([tf.reduce_sum(sources, axis=0, keepdims=True), sources], axis=0)
+
+
+def _features(batches: tf.data.Dataset, config: Config) -> tf.data.Dataset:
+    heads = config.network.heads
+
+    def to_features(stems: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        inputs = magnitude(stems[:, 0], config.stft)
+        targets = {head: magnitude(stems[:, STEMS.index(head)], config.stft) for head in heads}
+        return inputs, targets
+
+    return batches.map(to_features, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

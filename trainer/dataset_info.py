@@ -1,0 +1,63 @@
+"""Reads and checks `DATA/dataset.json`, the preprocess job's summary of its shards.
+
+Known fields: {"schema_version": 1, "sample_rate": int, "channels": int,
+               "splits": {"train": {"patches": n, "tracks": n, ...}, "valid": {...}}}.
+Anything else is carried along (it goes into the model card) but not relied on.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from model.config import Config
+from trainer import paths
+
+DATASET_FILE = "dataset.json"
+
+
+class DatasetError(ValueError):
+    """The data folder cannot be trained from with this config."""
+
+
+def read_dataset_info(data_dir: str) -> dict[str, Any]:
+    path = paths.join(data_dir, DATASET_FILE)
+    if not paths.exists(path):
+        raise DatasetError(f"{path} is missing: is {data_dir!r} the output folder of `atsep preprocess`?")
+    with paths.open_file(path) as handle:
+        try:
+            info = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(info, dict):
+        raise DatasetError(f"{path} should hold a JSON object, not {type(info).__name__}")
+    return info
+
+
+def check_dataset(info: dict[str, Any], config: Config) -> None:
+    """Refuse data the network cannot be trained on: another rate or channel count, no train split."""
+    rate = _number(info, "sample_rate")
+    if rate != config.audio.sample_rate:
+        raise DatasetError(
+            f"the records are at {rate} Hz but the config trains at {config.audio.sample_rate} Hz: "
+            f"preprocess again with --sample_rate {config.audio.sample_rate}, or train with --sample_rate {rate}")
+    channels = info.get("channels", config.audio.channels)
+    if channels != config.audio.channels:
+        raise DatasetError(f"the records have {channels} channels but the config expects "
+                           f"{config.audio.channels}")
+    version = info.get("schema_version")
+    if version is not None and version != 1:
+        raise DatasetError(f"dataset.json schema_version {version} is not supported (expected 1)")
+
+
+def split_sizes(info: dict[str, Any], split: str) -> dict[str, Any]:
+    """The split's summary ({"patches": n, "tracks": n, ...}), empty when dataset.json does not say."""
+    splits = info.get("splits")
+    summary = splits.get(split) if isinstance(splits, dict) else None
+    return summary if isinstance(summary, dict) else {}
+
+
+def _number(info: dict[str, Any], key: str) -> int:
+    value = info.get(key)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise DatasetError(f"dataset.json has no numeric {key!r} (got {value!r})")
+    return int(value)

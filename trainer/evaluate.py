@@ -1,0 +1,265 @@
+"""`atsep evaluate`: BSSEval v4 scores of a separator on a MUSDB-layout folder, as in SiSEC 2018.
+
+Metrics come from museval (`museval.evaluate`: bss_eval_images v4, distortion filters over the whole
+track, 1-second windows and hops, 512-tap filters), aggregated as SiSEC 2018 did: per track the
+median over frames (frames where any source or estimate is silent are NaN and skipped), then the
+median of those per-track medians over tracks.
+
+Beside the model, every track is scored for two reference methods:
+  mixture  the mixture itself as every estimate (the floor);
+  oracle   ideal ratio masks from the true stems (sigsep's IRM1: |target| / sum of |stem| over all
+           stems, STFT n_fft 4096, hop 1024 at the track's rate) applied to the mixture (the ceiling).
+
+Each method's stems (the model's heads and the residual, i.e. the sum of the other stems) are scored
+jointly against the true stems, so SIR and SAR measure leakage between exactly the stems the model
+produces (as musdb's `eval_mus_track` scores a submission's own targets). A reference or estimate
+that is silent over the whole track cannot be scored (museval refuses it): it is left out of the
+joint call and reported as NaN (null in JSON).
+
+Outputs: OUT/tracks/<track>.json, OUT/summary.json, OUT/summary.md and a table on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from model import dsp
+from model.codec import DecodeError
+from model.config import RESIDUAL, Config
+from model.tracks import MIXTURE, Track, TrackError, find_tracks, load_track
+
+METHODS = ("model", "mixture", "oracle")
+METRICS = ("SDR", "SIR", "SAR", "ISR")
+TABLE_METRICS = ("SDR", "SIR", "SAR")
+SPLITS = ("train", "valid", "test", "all")
+WINDOW_SECONDS = 1.0  # SiSEC 2018: win = hop = 1 s
+ORACLE_N_FFT = 4096
+ORACLE_HOP = 1024
+LEGEND = ("BSSEval v4 (museval), 1 s windows; median over frames, then over tracks (dB). "
+          "mixture: the mixture as every estimate (floor); oracle: ideal ratio mask from the true "
+          f"stems, STFT {ORACLE_N_FFT}/{ORACLE_HOP} (ceiling).")
+
+Scores = dict[str, dict[str, float]]  # target -> metric -> dB
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="atsep evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", metavar="ROOT", help="local MUSDB-layout folder (train/ and test/ inside)")
+    parser.add_argument("--model_dir", default="models/default", help="exported model folder")
+    parser.add_argument("--split", default="valid", choices=SPLITS,
+                        help="which songs: musdb's train/valid/test, or all (default: valid)")
+    parser.add_argument("--tracks", action="append", default=None, metavar="NAME",
+                        help="keep songs whose name contains NAME (case-insensitive); repeatable")
+    parser.add_argument("--output", default="out/eval", help="folder for the JSON and Markdown results")
+    parser.add_argument("--targets", nargs="+", default=None, metavar="STEM",
+                        help="stems to report (default: the model's heads and the residual)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        summary = evaluate(args.root, args.model_dir, args.split, args.output, args.tracks,
+                           targets=args.targets)
+    except (ValueError, OSError) as error:  # no songs, unknown targets, no model folder
+        log.error("%s", error)
+        return 1
+    print(format_table(summary["scores"], summary["targets"]))
+    print(f"\n{LEGEND}\n{summary['tracks_scored']} track(s); results in {args.output}")
+    return 0
+
+
+def evaluate(root: str, model_dir: str, split: str, output: str, tracks: list[str] | None = None,
+             *, targets: list[str] | None = None) -> dict:
+    """Score the model, the mixture and the oracle on `split` of `root`; write and return the summary.
+
+    summary["scores"][method][target][metric] is the median over songs in dB (NaN where no song could
+    be scored; null in the JSON files). Songs that cannot be decoded are skipped and listed.
+    """
+    from model.separator import Separator  # TensorFlow: only when a model is really evaluated
+
+    heads = tuple(Config.load(model_dir).network.heads)
+    targets = _check_targets(targets, heads)
+    chosen = select_tracks(root, split, tracks)
+    if not chosen:
+        raise ValueError(f"no {split!r} songs under {root!r}" + (f" matching {tracks}" if tracks else ""))
+    separator = Separator.load(model_dir)
+    out = Path(output)
+    (out / "tracks").mkdir(parents=True, exist_ok=True)
+    per_track, skipped = {}, {}
+    for number, track in enumerate(chosen, 1):
+        started = time.monotonic()
+        try:
+            per_track[track.name] = evaluate_track(track, separator, heads)
+        except (TrackError, DecodeError) as error:
+            log.warning("skipping %s: %s", track.name, error)
+            skipped[track.name] = str(error)
+            continue
+        _write_json(out / "tracks" / f"{track.name}.json",
+                    {"track": track.name, "split": track.split, "scores": per_track[track.name]})
+        log.info("[%d/%d] %s scored in %.1f s", number, len(chosen), track.name, time.monotonic() - started)
+    summary = {
+        "root": str(root), "split": split, "model_dir": str(model_dir), "model_version": separator.version,
+        "methods": list(METHODS), "targets": list(targets), "metrics": list(METRICS),
+        "tracks_scored": len(per_track), "tracks": sorted(per_track), "skipped": skipped,
+        "scores": summarise(per_track, targets),
+    }
+    _write_json(out / "summary.json", summary)
+    (out / "summary.md").write_text(f"{format_table(summary['scores'], targets, markdown=True)}\n\n"
+                                    f"{LEGEND} {len(per_track)} track(s) of split `{split}`, "
+                                    f"model `{separator.version}`.\n")
+    return summary
+
+
+def select_tracks(root: str, split: str, names: list[str] | None = None) -> list[Track]:
+    """The songs of `split` ('all' for every split) under a local root, filtered by name substrings."""
+    base = Path(root)
+    if not base.is_dir():
+        raise ValueError(f"not a folder: {root}")
+    paths = sorted(path.as_posix() for path in base.rglob("*") if path.is_file())
+    found = find_tracks(base.as_posix(), paths)
+    wanted = [name.lower() for name in names or ()]
+    return [track for track in found
+            if split in ("all", track.split) and (not wanted or any(w in track.name.lower() for w in wanted))]
+
+
+def _check_targets(targets: list[str] | None, heads: tuple[str, ...]) -> tuple[str, ...]:
+    stems = (*heads, RESIDUAL)
+    unknown = sorted(set(targets or ()) - set(stems))
+    if unknown:
+        raise ValueError(f"unknown targets {unknown}: the model separates {list(stems)}")
+    return tuple(targets) if targets else stems
+
+
+def evaluate_track(track: Track, separator, heads: tuple[str, ...]) -> dict[str, Scores]:
+    """Per-method, per-stem medians over frames for one song; raises TrackError if it cannot be scored."""
+    stems, rate = load_track(track)
+    missing = sorted(set(heads) - set(stems))
+    if missing:
+        raise TrackError(f"no reference for the model's heads {missing}")
+    mix = stems[MIXTURE]
+    references = reference_stems(stems, heads)
+    estimates = {
+        "model": separator.separate(mix, rate),
+        "mixture": {target: mix for target in references},
+        "oracle": oracle_irm(stems, heads, ORACLE_N_FFT, ORACLE_HOP),
+    }
+    return {method: score(references, estimates[method], rate) for method in METHODS}
+
+
+def reference_stems(stems: dict[str, np.ndarray], heads: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """True waveforms of the model's stems: each head, and the residual as the sum of all other stems."""
+    others = [waveform for stem, waveform in stems.items() if stem not in (MIXTURE, *heads)]
+    residual = np.sum(others, axis=0) if others else np.zeros_like(stems[MIXTURE])
+    return {**{head: stems[head] for head in heads}, RESIDUAL: residual}
+
+
+def oracle_irm(stems: dict[str, np.ndarray], heads: tuple[str, ...],
+               n_fft: int, hop: int) -> dict[str, np.ndarray]:
+    """Ideal ratio masks (sigsep-mus-oracle IRM1) applied to the mixture STFT, one waveform per stem.
+
+    Every true stem contributes its magnitude to the denominator; the residual's mask is the sum of
+    the masks of the non-head stems, so the masks sum to one and the estimates to the mixture.
+    """
+    mix = stems[MIXTURE]
+    magnitudes = {stem: np.abs(dsp.stft(waveform, n_fft, hop)) for stem, waveform in stems.items()
+                  if stem != MIXTURE}
+    total = np.sum(list(magnitudes.values()), axis=0) + np.finfo(np.float32).eps
+    others = [magnitude for stem, magnitude in magnitudes.items() if stem not in heads]
+    target_magnitudes = {**{head: magnitudes[head] for head in heads},
+                         RESIDUAL: np.sum(others, axis=0) if others else np.zeros_like(total)}
+    spec = dsp.stft(mix, n_fft, hop)
+    return {target: dsp.istft(spec * (magnitude / total), n_fft, hop, mix.shape[0])
+            for target, magnitude in target_magnitudes.items()}
+
+
+def score(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray], rate: int) -> Scores:
+    """BSSEval v4 medians over 1-second frames, every stem of `references` scored jointly.
+
+    Stems whose reference or estimate is silent over the whole song get NaN (museval refuses them).
+    """
+    import museval  # slow to import (pandas, musdb): only when scoring
+
+    scorable = [stem for stem in references
+                if _audible(references[stem]) and _audible(estimates[stem])]
+    result = {stem: dict.fromkeys(METRICS, math.nan) for stem in references}
+    if not scorable:
+        return result
+    window = int(WINDOW_SECONDS * rate)
+    sdr, isr, sir, sar = museval.evaluate(
+        [np.asarray(references[stem], np.float64) for stem in scorable],
+        [np.asarray(estimates[stem], np.float64) for stem in scorable],
+        win=window, hop=window, mode="v4")
+    for index, stem in enumerate(scorable):
+        frames = {"SDR": sdr, "SIR": sir, "SAR": sar, "ISR": isr}
+        result[stem] = {metric: nan_median(frames[metric][index]) for metric in METRICS}
+    return result
+
+
+def _audible(waveform: np.ndarray) -> bool:
+    # museval's own test: a source is silent when its channel sum is zero at every sample
+    return bool(np.any(np.sum(waveform, axis=1) != 0))
+
+
+def nan_median(values) -> float:
+    """Median ignoring NaN (museval's frame aggregation, pandas' track aggregation); NaN if all are."""
+    array = np.asarray([math.nan if value is None else value for value in np.ravel(values)], np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are expected: silent stems
+        return float(np.nanmedian(array)) if array.size else math.nan
+
+
+def summarise(per_track: dict[str, dict[str, Scores]], targets: tuple[str, ...]) -> dict[str, Scores]:
+    """Median over tracks of the per-track medians, per method, target and metric."""
+    return {method: {target: {metric: nan_median([scores[method][target][metric]
+                                                  for scores in per_track.values()])
+                              for metric in METRICS}
+                     for target in targets}
+            for method in METHODS}
+
+
+def format_table(scores: dict[str, Scores], targets: list[str] | tuple[str, ...], markdown: bool = False) -> str:
+    """Rows: methods; columns: target x SDR SIR SAR (dB, one decimal)."""
+    header = ["method"] + [f"{target} {metric}" for target in targets for metric in TABLE_METRICS]
+    rows = [[method] + [_db(scores[method][target][metric]) for target in targets for metric in TABLE_METRICS]
+            for method in scores]
+    if markdown:
+        lines = [header, ["---"] + ["---:"] * (len(header) - 1), *rows]
+        return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+    widths = [max(len(line[column]) for line in [header, *rows]) for column in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
+                               for column, (cell, width) in enumerate(zip(line, widths)))
+                     for line in [header, *rows])
+
+
+def _db(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Strict JSON: NaN and infinities become null."""
+    path.write_text(json.dumps(_finite_or_none(data), indent=2, allow_nan=False) + "\n")
+
+
+def _finite_or_none(data):
+    if isinstance(data, dict):
+        return {key: _finite_or_none(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite_or_none(value) for value in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

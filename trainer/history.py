@@ -1,0 +1,81 @@
+"""The training history (Keras CSVLogger's file): trimming on resume, the best epoch, the curves plot.
+
+Rows are {"epoch": 0-based epoch, "loss": ..., "vocals_loss": ..., "val_vocals_loss": ..., ...}.
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+from trainer import paths
+
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "training_curves.png"
+
+
+def read_history(path: str) -> list[dict[str, float]]:
+    """Rows by epoch; an epoch logged twice (killed after logging, before its backup) keeps its last row."""
+    if not paths.exists(path):
+        return []
+    with paths.open_file(path) as handle:
+        rows = list(csv.DictReader(io.StringIO(handle.read())))
+    by_epoch = {}
+    for row in rows:
+        values = {key: float(value) for key, value in row.items() if key and value not in ("", None)}
+        if "epoch" in values:
+            values["epoch"] = int(values["epoch"])
+            by_epoch[values["epoch"]] = values
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def trim_history(path: str, epochs: int) -> None:
+    """Keep only the rows of the first `epochs` epochs: the ones the restored state has completed."""
+    rows = [row for row in read_history(path) if row["epoch"] < epochs]
+    if rows:
+        write_history(path, rows)
+    else:
+        paths.remove(path)
+
+
+def write_history(path: str, rows: list[dict[str, float]]) -> None:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    with paths.open_file(path, "w") as handle:
+        handle.write(buffer.getvalue())
+
+
+def best_row(rows: list[dict[str, float]], monitor: str) -> dict[str, float] | None:
+    """The row with the lowest `monitor`; the last row when no row has it."""
+    scored = [row for row in rows if monitor in row]
+    if scored:
+        return min(scored, key=lambda row: row[monitor])
+    return rows[-1] if rows else None
+
+
+def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path: str) -> None:
+    """One panel per head (and the total): training and validation L1 loss per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{head}_loss" for head in heads] + ["loss"]
+    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    epochs = [row["epoch"] + 1 for row in rows]
+    for axis, name in zip(axes[0], names):
+        for key, label in ((name, "train"), (f"val_{name}", "valid")):
+            points = [(epoch, row[key]) for epoch, row in zip(epochs, rows) if key in row]
+            if points:
+                axis.plot(*zip(*points), marker="o", label=label)
+        axis.set(title=name.replace("_", " "), xlabel="epoch", ylabel="L1 loss")
+        axis.legend()
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    with paths.open_file(out_path, "wb") as handle:
+        handle.write(buffer.getvalue())

@@ -1,0 +1,59 @@
+"""MODEL_CARD.md for an exported model: data, architecture, config, losses and terms of use."""
+from __future__ import annotations
+
+from typing import Any
+
+from model.config import Config
+
+MUSDB_TERMS = ("A model trained on MUSDB18 material (including its 7-second previews) is for research and "
+               "non-commercial use only, per the MUSDB18 terms; each song's own licence also applies.")
+
+
+def render_model_card(config: Config, data: dict[str, Any], best: dict[str, float] | None,
+                      epochs_run: int) -> str:
+    """`data` holds "description", "location" and the dataset.json `info`; `best` is the exported epoch's row."""
+    lines = [
+        "# Audio-Track Separator model", "",
+        f"Separates a song into {', '.join(config.network.heads)} and the residual (everything else).", "",
+        "## Training data", "",
+        f"- {data.get('description') or 'not described (pass --data_description)'}",
+        f"- records: `{data.get('location', '?')}`",
+        *_split_lines(data.get("info", {})), "",
+        "## Architecture", "",
+        _architecture(config), "",
+        "## Training", "",
+        *_training_lines(config, best, epochs_run), "",
+        "## Terms of use", "",
+        MUSDB_TERMS, "",
+        "## Config", "",
+        "```json", config.to_json(), "```", "",
+    ]
+    return "\n".join(lines)
+
+
+def _split_lines(info: dict[str, Any]) -> list[str]:
+    splits = info.get("splits") if isinstance(info.get("splits"), dict) else {}
+    lines = [f"- {split}: " + ", ".join(f"{value} {key}" for key, value in summary.items()
+                                        if isinstance(value, (int, float)))
+             for split, summary in splits.items() if isinstance(summary, dict)]
+    return lines + [f"- audio: {info.get('sample_rate', '?')} Hz, {info.get('channels', '?')} channels"]
+
+
+def _architecture(config: Config) -> str:
+    net, stft = config.network, config.stft
+    return (f"Spectrogram-mask U-Net (Jansson et al. 2017, as in Spleeter): {len(net.filters)} levels of "
+            f"{'/'.join(map(str, net.filters))} filters, {net.kernel}x{net.kernel} kernels, dropout "
+            f"{net.dropout}; input |STFT| of {net.patch_frames} frames x {stft.bins} bins x "
+            f"{config.audio.channels} channels at {config.audio.sample_rate} Hz (n_fft {stft.n_fft}, hop "
+            f"{stft.hop}); a softmax over the heads and the residual gives one ratio mask per head.")
+
+
+def _training_lines(config: Config, best: dict[str, float] | None, epochs_run: int) -> list[str]:
+    training = config.training
+    lines = [f"- {epochs_run} epochs of up to {training.epochs} x {training.steps_per_epoch} steps, batch "
+             f"{training.batch_size}; Adam, learning rate {training.learning_rate} on a cosine decay; L1 loss "
+             "on mask x mix magnitude per head; stems remixed across songs, random gains and channel swaps"]
+    if best:
+        losses = ", ".join(f"{key} {value:.5f}" for key, value in best.items() if key.endswith("loss"))
+        lines.append(f"- exported epoch {int(best['epoch']) + 1}: {losses}")
+    return lines

@@ -1,0 +1,57 @@
+"""After training: export the best epoch's U-Net with its history, curves and MODEL_CARD.md.
+
+The exported folder (see model/export.py) gains:
+  history.csv           one row per epoch, losses per head
+  training_curves.png   training and validation loss per head
+  MODEL_CARD.md
+"""
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from model.config import Config
+from model.export import export_model
+from trainer import callbacks, paths
+from trainer.history import CURVES_FILE, HISTORY_FILE, best_row, plot_history, read_history, write_history
+from trainer.model_card import render_model_card
+from trainer.training import TrainedRun
+
+HYPERTUNE_METRIC = "val_loss"
+
+
+def publish(run: TrainedRun, config: Config, dirs: paths.RunDirs, data: dict[str, Any]) -> str:
+    """Export to dirs.model_dir (staged locally when it is remote); returns the model folder."""
+    rows = read_history(paths.join(dirs.checkpoint_dir, HISTORY_FILE))
+    best = best_row(rows, run.monitor) if run.monitor else (rows[-1] if rows else None)
+    if best is not None:
+        run.unet.load_weights(callbacks.epoch_weights_path(dirs.checkpoint_dir, int(best["epoch"]) + 1))
+    local = dirs.model_dir if not paths.is_remote(dirs.model_dir) else paths.join(tempfile.mkdtemp(), "model")
+    export_model(run.unet, config, local)
+    _write_extras(local, rows, config, data, best)
+    if local != dirs.model_dir:
+        paths.copy_tree(local, dirs.model_dir)
+    if best is not None and run.monitor in best:
+        report_hypertune(best[run.monitor], len(rows))
+    print(f"exported epoch {int(best['epoch']) + 1 if best else '?'} of {len(rows)} to {dirs.model_dir}")
+    return dirs.model_dir
+
+
+def _write_extras(model_dir: str, rows: list[dict[str, float]], config: Config, data: dict[str, Any],
+                  best: dict[str, float] | None) -> None:
+    if rows:
+        write_history(paths.join(model_dir, HISTORY_FILE), rows)
+        plot_history(rows, config.network.heads, paths.join(model_dir, CURVES_FILE))
+    with paths.open_file(paths.join(model_dir, "MODEL_CARD.md"), "w") as handle:
+        handle.write(render_model_card(config, data, best, len(rows)))
+
+
+def report_hypertune(value: float, step: int) -> bool:
+    """Report to Vertex AI hyperparameter tuning when `cloudml-hypertune` is installed (it is optional)."""
+    try:
+        import hypertune
+    except ImportError:
+        return False
+    hypertune.HyperTune().report_hyperparameter_tuning_metric(
+        hyperparameter_metric_tag=HYPERTUNE_METRIC, metric_value=float(value), global_step=step)
+    return True

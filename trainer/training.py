@@ -1,0 +1,83 @@
+"""One training run: distribution strategy, restart state, input pipelines, model and `fit`."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from model.config import CONFIG_FILE, Config
+from trainer import callbacks, data, network, paths
+from trainer.history import HISTORY_FILE, trim_history
+
+RESTART_SECTIONS = ("audio", "stft", "network")  # what a restart must share with the backed-up run
+
+
+class RestartError(ValueError):
+    """The checkpoint folder holds a run this config cannot continue."""
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    unet: keras.Model
+    monitor: str | None  # "val_loss", or None without a validation split
+    initial_epoch: int  # epochs already done when this process started
+    chief: bool
+
+
+def train(data_dir: str, config: Config, dirs: paths.RunDirs, strategy: str = "default",
+          patience: int = 5) -> TrainedRun:
+    """Train (or continue training) up to config.training.epochs; returns the U-Net and the run's facts."""
+    distribution = make_strategy(strategy)
+    chief = is_chief()
+    initial_epoch = callbacks.resume_epoch(dirs.checkpoint_dir)
+    prepare_checkpoint_dir(config, dirs.checkpoint_dir, initial_epoch, chief)
+    # a restart must not replay the first epochs' crops and mixes
+    keras.utils.set_random_seed(config.training.seed + initial_epoch)
+    train_data = data.training_dataset(data_dir, config)
+    valid_data = data.validation_dataset(data_dir, config)
+    with distribution.scope():
+        model, unet = network.build_training_model(config)
+        network.compile_model(model, config, config.training.epochs * config.training.steps_per_epoch)
+    monitor = "val_loss" if valid_data is not None else None
+    model.fit(train_data, validation_data=valid_data, epochs=config.training.epochs,
+              steps_per_epoch=config.training.steps_per_epoch, shuffle=False, verbose=2,
+              callbacks=callbacks.build_callbacks(unet, dirs.checkpoint_dir, dirs.tensorboard_dir, monitor,
+                                                  patience, chief))
+    return TrainedRun(unet, monitor, initial_epoch, chief)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief() -> bool:
+    """The one worker that writes checkpoints, logs and the export (TF_CONFIG's chief, or worker 0)."""
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = cluster.get("task", {})
+    kind = task.get("type")
+    if kind in (None, "chief", "master"):
+        return True
+    return kind == "worker" and task.get("index", 0) == 0 and not {"chief", "master"} & set(cluster.get("cluster", {}))
+
+
+def prepare_checkpoint_dir(config: Config, checkpoint_dir: str, initial_epoch: int, chief: bool) -> None:
+    """Refuse to restart with another network; drop history rows of epochs the backup has not kept."""
+    config_path = paths.join(checkpoint_dir, CONFIG_FILE)
+    if initial_epoch and paths.exists(config_path):
+        with paths.open_file(config_path) as handle:
+            saved = Config.from_json(handle.read())
+        changed = [name for name in RESTART_SECTIONS if getattr(saved, name) != getattr(config, name)]
+        if changed:
+            raise RestartError(f"{checkpoint_dir} holds a run with another {', '.join(changed)} config: "
+                             "use a new --checkpoint_dir (or delete it) to start over")
+    if chief:
+        trim_history(paths.join(checkpoint_dir, HISTORY_FILE), initial_epoch)
+        with paths.open_file(config_path, "w") as handle:
+            handle.write(config.to_json() + "\n")
