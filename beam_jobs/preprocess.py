@@ -20,11 +20,12 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions
 
 from beam_jobs import storage
-from beam_jobs.preprocess_shards import COMPRESSIONS, DATASET_FILE, WriteShards, write_dataset, write_dead_letters
+from beam_jobs.preprocess_shards import (
+    COMPRESSIONS, DATASET_FILE, WriteShards, write_dataset, write_dead_letters)
 from beam_jobs.preprocess_stats import MagnitudeStats, mixture_partial
 from beam_jobs.preprocess_tracks import (
-    DEAD, NAMESPACE, DecodeTrack, EncodePatch, ValidateSong, count_failed, cut_patches, group_tracks,
-    resample_song, summarize)
+    DEAD, NAMESPACE, DecodeTrack, EncodePatch, ValidateSong, count_failed, cut_patches, file_path,
+    group_tracks, in_split, resample_song, summarize)
 from model.config import CONFIG_FILE, Config
 from model.tracks import MUSDB_STREAMS, MUSDB_VALIDATION_TRACKS
 
@@ -35,12 +36,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """Job options, and the rest for Beam (--runner, --direct_running_mode, --setup_file, ...)."""
     parser = argparse.ArgumentParser(
         prog="atsep preprocess", description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="Other options go to Beam (--runner, --setup_file, ...). The DirectRunner runs "
                "--direct_running_mode multi_threading on all cores unless told otherwise.")
     parser.add_argument("--input", default="data/musdb-synth", help="songs root, local or gs://")
     parser.add_argument("--output", default="data/records", help="records folder, local or gs://")
     parser.add_argument("--config", default="", help="config.json (or its folder); default Config()")
-    parser.add_argument("--sample_rate", type=int, default=0, help="override audio.sample_rate")
+    parser.add_argument("--sample_rate", type=int, default=0,
+                        help="override audio.sample_rate (0: keep the config's)")
     parser.add_argument("--shard_mb", type=float, default=64.0, help="target shard size in MiB")
     parser.add_argument("--compression", choices=sorted(COMPRESSIONS), default="none")
     return parser.parse_known_args(argv)
@@ -59,11 +62,12 @@ def load_config(args: argparse.Namespace) -> Config:
 def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config) -> None:
     """Add the preprocess steps to `pipeline`."""
     root, output = storage.absolute(args.input).rstrip("/"), storage.absolute(args.output)
-    rate, patch_samples = config.audio.sample_rate, round(config.data.patch_seconds * config.audio.sample_rate)
+    rate = config.audio.sample_rate
+    patch_samples = round(config.data.patch_seconds * rate)
     validation = config.data.validation_tracks or MUSDB_VALIDATION_TRACKS
     tracks = (pipeline
               | "MatchFiles" >> fileio.MatchFiles(storage.join(root, "**"))
-              | "FilePaths" >> beam.Map(_path)
+              | "FilePaths" >> beam.Map(file_path)
               | "CollectPaths" >> beam.combiners.ToList()
               | "FindTracks" >> beam.FlatMap(group_tracks, root, tuple(validation))
               | "Reshuffle" >> beam.Reshuffle())
@@ -77,7 +81,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config) -> 
               | "WriteShards" >> WriteShards(output, args.shard_mb, args.compression)
               | "CollectShards" >> beam.combiners.ToList())
     stats = (songs
-             | "StatsSongs" >> beam.Filter(_in_split, STATS_SPLIT)
+             | "StatsSongs" >> beam.Filter(in_split, STATS_SPLIT)
              | "MixtureStats" >> beam.Map(mixture_partial, config.stft)
              | "CombineStats" >> beam.CombineGlobally(MagnitudeStats()))
     dead = ((decoded[DEAD], valid[DEAD])
@@ -91,14 +95,6 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config) -> 
          | "WriteDatasetJson" >> beam.Map(
              write_dataset, output, _header(args, config, root, patch_samples),
              beam.pvalue.AsSingleton(shards), beam.pvalue.AsSingleton(stats), beam.pvalue.AsSingleton(dead)))
-
-
-def _path(metadata) -> str:
-    return metadata.path
-
-
-def _in_split(song, split: str) -> bool:
-    return song.track.split == split
 
 
 def _header(args: argparse.Namespace, config: Config, root: str, patch_samples: int) -> dict:

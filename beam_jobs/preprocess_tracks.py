@@ -56,6 +56,10 @@ def dead_letter(track: Track, reason: str) -> dict:
     return {"track": track.name, "split": track.split, "paths": track_paths(track), "reason": reason}
 
 
+def file_path(metadata) -> str:
+    return metadata.path
+
+
 def group_tracks(paths: list[str], root: str, validation: tuple[str, ...]) -> list[Track]:
     """All matched paths -> tracks (the grouping needs every path of a folder at once)."""
     return find_tracks(root, sorted(paths), validation)
@@ -117,6 +121,10 @@ def _fit_channels(waveform: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
         return waveform.mean(axis=1, keepdims=True)
     return np.repeat(waveform, channels, axis=1)
+
+
+def in_split(song: Song, split: str) -> bool:
+    return song.track.split == split
 
 
 def resample_song(song: Song, rate: int) -> Song:

@@ -61,6 +61,7 @@ def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     names = [f"{head}_loss" for head in heads] + ["loss"]
     figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
@@ -70,7 +71,8 @@ def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path:
             points = [(epoch, row[key]) for epoch, row in zip(epochs, rows) if key in row]
             if points:
                 axis.plot(*zip(*points), marker="o", label=label)
-        axis.set(title=name.replace("_", " "), xlabel="epoch", ylabel="L1 loss")
+        axis.set(title=name.replace("_", " ") if name != "loss" else "total loss", xlabel="epoch", ylabel="L1 loss")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
         axis.grid(alpha=0.3)
     figure.tight_layout()

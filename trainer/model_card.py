@@ -1,6 +1,7 @@
 """MODEL_CARD.md for an exported model: data, architecture, config, losses and terms of use."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from model.config import Config
@@ -24,11 +25,17 @@ def render_model_card(config: Config, data: dict[str, Any], best: dict[str, floa
         "## Training", "",
         *_training_lines(config, best, epochs_run), "",
         "## Terms of use", "",
-        MUSDB_TERMS, "",
+        _terms(data), "",
         "## Config", "",
         "```json", config.to_json(), "```", "",
     ]
     return "\n".join(lines)
+
+
+def _terms(data: dict[str, Any]) -> str:
+    if "musdb" in json.dumps(data, default=str).lower():
+        return f"**This model was trained on MUSDB18 material.** {MUSDB_TERMS}"
+    return MUSDB_TERMS
 
 
 def _split_lines(info: dict[str, Any]) -> list[str]:
@@ -50,7 +57,7 @@ def _architecture(config: Config) -> str:
 
 def _training_lines(config: Config, best: dict[str, float] | None, epochs_run: int) -> list[str]:
     training = config.training
-    lines = [f"- {epochs_run} epochs of up to {training.epochs} x {training.steps_per_epoch} steps, batch "
+    lines = [f"- {epochs_run} of up to {training.epochs} epochs x {training.steps_per_epoch} steps, batch "
              f"{training.batch_size}; Adam, learning rate {training.learning_rate} on a cosine decay; L1 loss "
              "on mask x mix magnitude per head; stems remixed across songs, random gains and channel swaps"]
     if best:

@@ -24,8 +24,11 @@ def publish(run: TrainedRun, config: Config, dirs: paths.RunDirs, data: dict[str
     """Export to dirs.model_dir (staged locally when it is remote); returns the model folder."""
     rows = read_history(paths.join(dirs.checkpoint_dir, HISTORY_FILE))
     best = best_row(rows, run.monitor) if run.monitor else (rows[-1] if rows else None)
-    if best is not None:
-        run.unet.load_weights(callbacks.epoch_weights_path(dirs.checkpoint_dir, int(best["epoch"]) + 1))
+    weights = callbacks.epoch_weights_path(dirs.checkpoint_dir, int(best["epoch"]) + 1) if best else None
+    if weights and paths.exists(weights):
+        run.unet.load_weights(weights)
+    elif weights:
+        print(f"{weights} is missing: exporting the last epoch's weights instead")
     local = dirs.model_dir if not paths.is_remote(dirs.model_dir) else paths.join(tempfile.mkdtemp(), "model")
     export_model(run.unet, config, local)
     _write_extras(local, rows, config, data, best)

@@ -2,9 +2,10 @@
 
     python -m trainer.task --data data/records --model_dir models/trained --epochs 10
 
-The config starts from defaults (or --config) with the flags below applied on top. Killed runs restart
-from the last completed epoch when started again with the same --checkpoint_dir. On Vertex AI the
-AIP_MODEL_DIR, AIP_CHECKPOINT_DIR and AIP_TENSORBOARD_LOG_DIR variables stand in for missing flags.
+The config starts from defaults (or --config) with the flags below applied on top. A run started again
+with the same --checkpoint_dir continues after its last completed epoch (after a kill, or with a larger
+--epochs); delete that folder to start over. The export is the epoch with the lowest val_loss. On Vertex AI
+the AIP_MODEL_DIR, AIP_CHECKPOINT_DIR and AIP_TENSORBOARD_LOG_DIR variables stand in for missing flags.
 """
 from __future__ import annotations
 

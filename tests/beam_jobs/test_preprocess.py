@@ -79,7 +79,7 @@ def folder_root(tmp_path_factory) -> Path:
     return root
 
 
-def _run(root: Path, out: Path, config_file: Path, *extra: str) -> dict[str, int]:
+def _run(root: Path | str, out: Path | str, config_file: Path, *extra: str) -> dict[str, int]:
     argv = ["--input", str(root), "--output", str(out), "--config", str(config_file),
             "--sample_rate", str(MODEL_RATE), "--shard_mb", "0.2", *extra]
     return preprocess.counters(preprocess.run(argv))
@@ -134,10 +134,10 @@ def test_stem_mp4_songs_become_patches_per_split(mp4_run):
     out, counters = mp4_run
     dataset = _dataset(out)
     splits = dataset["splits"]
-    assert {split: entry["track_count"] for split, entry in splits.items()} == {"train": 3, "valid": 1, "test": 1}
+    assert {split: e["track_count"] for split, e in splits.items()} == {"train": 3, "valid": 1, "test": 1}
     assert [t["name"] for t in splits["valid"]["tracks"]] == ["Leaf - Summerghost"]
     # 2.2 s in 1 s patches: 0 s, 1 s and a last one ending with the song (1.2 s)
-    assert {split: entry["patch_count"] for split, entry in splits.items()} == {"train": 9, "valid": 3, "test": 3}
+    assert {split: e["patch_count"] for split, e in splits.items()} == {"train": 9, "valid": 3, "test": 3}
     assert counters == {"tracks_ok": 5, "tracks_failed": 3, "patches": 15}
     assert dataset["sample_rate"] == MODEL_RATE and dataset["patch_samples"] == MODEL_RATE
     assert splits["train"]["tracks"][0]["missing_stems"] == []
@@ -269,3 +269,57 @@ def test_musdb18_7_previews_with_multi_processing(tmp_path, monkeypatch):
     assert counters["tracks_ok"] == 94 and counters.get("tracks_failed", 0) == 0
     assert (tmp_path / "dead_letter.jsonl").read_text() == ""
     assert all(6.5 < t["duration_s"] < 7.5 for t in splits["train"]["tracks"])
+
+
+@pytest.fixture(scope="module")
+def gcs_bucket():
+    """A real GCS JSON-API server on loopback; Beam's GCS IO reaches it through STORAGE_EMULATOR_HOST."""
+    import logging
+    import socket
+
+    from apache_beam.internal.gcp import auth
+    from gcp_storage_emulator.server import create_server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="musdb")
+    server.start()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+        for name, value in (("NO_GCE_CHECK", "true"), ("GCE_METADATA_HOST", "127.0.0.1:9"),
+                            ("GCE_METADATA_IP", "127.0.0.1:9")):
+            patch.setenv(name, value)
+        # no credentials exist here: skip Beam's ~20 s of lookups and connect anonymously
+        patch.setattr(auth._Credentials, "_credentials_init", True)
+        patch.setattr(auth._Credentials, "_credentials", None)
+        yield "gs://musdb"
+    server.stop()
+
+
+@pytest.mark.gcs
+def test_object_storage_input_and_output(gcs_bucket, mp4_root, folder_root, config_file, tmp_path):
+    from beam_jobs import storage
+
+    uploads = [mp4_root / "train" / "A - One.stem.mp4", mp4_root / "train" / "Bad - Empty.stem.mp4",
+               *(folder_root / "test" / "F - Six").iterdir()]
+    for local in uploads:
+        remote = local.relative_to(mp4_root if local.is_relative_to(mp4_root) else folder_root).as_posix()
+        storage.write_bytes_atomic(f"{gcs_bucket}/songs/{remote}", local.read_bytes())
+    out = f"{gcs_bucket}/records"
+    counters = _run(f"{gcs_bucket}/songs", out, config_file)
+    assert counters == {"tracks_ok": 2, "tracks_failed": 1, "patches": 6}
+    dataset = json.loads(storage.read_text(f"{out}/dataset.json"))
+    assert {split: entry["track_count"] for split, entry in dataset["splits"].items()} == {
+        "train": 1, "valid": 0, "test": 1}
+    assert dataset["splits"]["test"]["tracks"][0]["source"] == f"{gcs_bucket}/songs/test/F - Six"
+    dead = [json.loads(line) for line in storage.read_text(f"{out}/dead_letter.jsonl").splitlines()]
+    assert [(d["track"], d["paths"]) for d in dead] == [
+        ("Bad - Empty", [f"{gcs_bucket}/songs/train/Bad - Empty.stem.mp4"])]
+    for split in ("train", "test"):
+        for name in dataset["splits"][split]["shards"]:
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_bytes(storage.read_bytes(f"{out}/{name}"))
+    (tmp_path / "dataset.json").write_text(json.dumps(dataset))
+    assert len(_records(tmp_path, "train")) == len(_records(tmp_path, "test")) == 3

@@ -35,3 +35,18 @@ def test_best_row_is_the_lowest_monitored_value_else_the_last(tmp_path):
     assert best_row(rows, "val_loss")["epoch"] == 1
     assert best_row(rows, "val_missing")["epoch"] == 2
     assert best_row([], "val_loss") is None
+
+
+def test_model_card_states_musdb_terms_and_the_exported_losses():
+    from model.config import Config
+    from trainer.model_card import render_model_card
+
+    best = {"epoch": 4, "loss": 0.5, "val_loss": 0.75, "val_vocals_loss": 0.25}
+    data = {"description": "MUSDB18-7 previews", "location": "gs://b/records", "info": {
+        "sample_rate": 11025, "channels": 2, "splits": {"train": {"patches": 160, "tracks": 80}}}}
+    card = render_model_card(Config(), data, best, epochs_run=6)
+    assert "**This model was trained on MUSDB18 material.**" in card and "non-commercial" in card
+    assert "exported epoch 5" in card and "val_vocals_loss 0.25000" in card
+    assert "train: 160 patches, 80 tracks" in card and "16/32/64/128/256 filters" in card
+    other = render_model_card(Config(), {"description": "my own stems"}, None, epochs_run=0)
+    assert "**This model was trained" not in other and "non-commercial" in other

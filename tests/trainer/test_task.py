@@ -126,6 +126,16 @@ def test_sample_rate_mismatch_is_refused(tmp_path, tiny_config, capsys):
     assert not (tmp_path / "model").exists() and not (tmp_path / "model.work").exists()
 
 
+def test_missing_or_broken_dataset_json_is_refused(tmp_path, capsys):
+    from trainer import task
+
+    assert task.main(["--data", str(tmp_path), "--model_dir", str(tmp_path / "model")]) == 2
+    assert "dataset.json is missing" in capsys.readouterr().err
+    (tmp_path / "dataset.json").write_text('{"schema_version": 1, "splits": {}}')
+    assert task.main(["--data", str(tmp_path), "--model_dir", str(tmp_path / "model")]) == 2
+    assert "no numeric 'sample_rate'" in capsys.readouterr().err
+
+
 def test_a_folder_that_is_not_a_model_is_not_replaced(tmp_path, tiny_config, capsys):
     from trainer import task
 
