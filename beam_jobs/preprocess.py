@@ -17,9 +17,9 @@ import logging
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions
 
 from beam_jobs import storage
+from beam_jobs.options import pipeline_options
 from beam_jobs.preprocess_shards import (
     COMPRESSIONS, DATASET_FILE, WriteShards, write_dataset, write_dead_letters)
 from beam_jobs.preprocess_stats import MagnitudeStats, mixture_partial
@@ -119,13 +119,7 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     """Build and run the job; returns the finished PipelineResult."""
     args, pipeline_args = parse_args(argv)
     config = load_config(args)
-    options = PipelineOptions(pipeline_args)
-    options.view_as(SetupOptions).save_main_session = False  # workers import the DoFns by module
-    if not any(arg.startswith(("--direct_running_mode", "--direct_num_workers")) for arg in pipeline_args):
-        # decoding waits on ffmpeg subprocesses: threads over all cores keep them busy, cheaply
-        options.view_as(DirectOptions).direct_running_mode = "multi_threading"
-        options.view_as(DirectOptions).direct_num_workers = 0
-    pipeline = test_pipeline or beam.Pipeline(options=options)
+    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(pipeline_args))
     build(pipeline, args, config)
     result = pipeline.run()
     result.wait_until_finish()

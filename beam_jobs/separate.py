@@ -22,9 +22,9 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_jobs import storage
+from beam_jobs.options import pipeline_options
 from model.codec import decode, encode
 
 DEAD_LETTER = "dead_letter"
@@ -242,7 +242,7 @@ def run(argv: list[str] | None = None,
     model_config = storage.join(storage.absolute(known.model_dir), "config.json")
     if not storage.exists(model_config):
         raise SystemExit(f"no exported model at {known.model_dir} (missing {model_config})")
-    pipeline = test_pipeline or beam.Pipeline(options=PipelineOptions(pipeline_args))
+    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(pipeline_args))
     build(pipeline, known)
     result = pipeline.run()
     result.wait_until_finish()

@@ -46,7 +46,9 @@ def encode_patch(track_id: str, split: str, offset: int, sample_rate: int,
     }
     for name, waveform in stems.items():
         feature[f"audio/{name}"] = _bytes([np.asarray(waveform, dtype=AUDIO_DTYPE).tobytes()])
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic: protobuf otherwise orders the feature map by a per-process hash
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    return example.SerializeToString(deterministic=True)
 
 
 def parse_patch(serialized: tf.Tensor, stem_names: tuple[str, ...], channels: int) -> dict[str, tf.Tensor]:

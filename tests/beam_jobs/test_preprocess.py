@@ -271,33 +271,6 @@ def test_musdb18_7_previews_with_multi_processing(tmp_path, monkeypatch):
     assert all(6.5 < t["duration_s"] < 7.5 for t in splits["train"]["tracks"])
 
 
-@pytest.fixture(scope="module")
-def gcs_bucket():
-    """A real GCS JSON-API server on loopback; Beam's GCS IO reaches it through STORAGE_EMULATOR_HOST."""
-    import logging
-    import socket
-
-    from apache_beam.internal.gcp import auth
-    from gcp_storage_emulator.server import create_server
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
-    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="musdb")
-    server.start()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-        for name, value in (("NO_GCE_CHECK", "true"), ("GCE_METADATA_HOST", "127.0.0.1:9"),
-                            ("GCE_METADATA_IP", "127.0.0.1:9")):
-            patch.setenv(name, value)
-        # no credentials exist here: skip Beam's ~20 s of lookups and connect anonymously
-        patch.setattr(auth._Credentials, "_credentials_init", True)
-        patch.setattr(auth._Credentials, "_credentials", None)
-        yield "gs://musdb"
-    server.stop()
-
-
 @pytest.mark.gcs
 def test_object_storage_input_and_output(gcs_bucket, mp4_root, folder_root, config_file, tmp_path):
     from beam_jobs import storage

@@ -1,0 +1,22 @@
+"""Pipeline options shared by the Beam jobs."""
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
+
+# Beam's DirectRunner first tries to download the Prism runner; FnApiRunner is the same local
+# portable runner without that step (this workplace, like many CI machines, has no route to it).
+LOCAL_RUNNER = "FnApiRunner"
+
+
+def pipeline_options(pipeline_args: list[str]) -> PipelineOptions:
+    """Beam options from the command line; with no runner named, run locally on threads over all cores
+    (decoding waits on ffmpeg and inference releases the GIL, so threads keep both cores busy cheaply)."""
+    options = PipelineOptions(pipeline_args)
+    options.view_as(SetupOptions).save_main_session = False  # workers import the DoFns by module
+    standard = options.view_as(StandardOptions)
+    if standard.runner in (None, "DirectRunner"):
+        standard.runner = LOCAL_RUNNER
+        if not any(arg.startswith(("--direct_running_mode", "--direct_num_workers")) for arg in pipeline_args):
+            options.view_as(DirectOptions).direct_running_mode = "multi_threading"
+            options.view_as(DirectOptions).direct_num_workers = 0
+    return options
