@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config():
     """A config small enough that training steps and separation take well under a second."""
     from model.config import Config

@@ -20,7 +20,7 @@ def test_generate_preprocess_train_separate(tmp_path, tiny_config):
     assert synth.main(["--output", str(songs), "--count", "3", "--seconds", "3", "--test-count", "1"]) in (0, None)
     assert preprocess.main(["--input", str(songs), "--output", str(records), "--config", str(config_file)]) == 0
     dataset = json.loads((records / "dataset.json").read_text())
-    assert dataset["splits"]["train"]["patches"] > 0
+    assert dataset["splits"]["train"]["patch_count"] > 0
 
     assert task.main(["--data", str(records), "--model_dir", str(model_dir), "--config", str(config_file),
                       "--epochs", "1", "--steps_per_epoch", "2"]) == 0

@@ -50,19 +50,22 @@ def training_dataset(data_dir: str, config: Config, split: str = "train") -> tf.
 
 
 def validation_dataset(data_dir: str, config: Config, split: str = "valid") -> tf.data.Dataset | None:
-    """The split's real mixtures in fixed, non-overlapping crops; None when the split has no shards."""
+    """The split's real mixtures in fixed, non-overlapping crops; None when the split has no records."""
     files = find_shards(data_dir, split)
     if not files:
         return None
     _check_heads(config)
     segment, channels = segment_samples(config), config.audio.channels
+    crops = _count_crops(files, segment)
+    if not crops:
+        return None
     examples = (_records(files, training=False)
                 .map(lambda record: _parse(record, STEMS, channels), num_parallel_calls=AUTOTUNE)
                 .map(lambda stems: _fixed_crops(stems, segment), num_parallel_calls=AUTOTUNE)
                 .unbatch())
     batch = config.training.batch_size
     # Keras 3.15 miscounts per-head losses (val_vocals_loss, ...) on datasets of unknown length
-    batches = -(-_count_crops(files, segment) // batch)
+    batches = -(-crops // batch)
     return _features(examples.batch(batch).apply(tf.data.experimental.assert_cardinality(batches)), config)
 
 

@@ -1,7 +1,8 @@
 """Reads and checks `DATA/dataset.json`, the preprocess job's summary of its shards.
 
 Known fields: {"schema_version": 1, "sample_rate": int, "channels": int,
-               "splits": {"train": {"patches": n, "tracks": n, ...}, "valid": {...}}}.
+               "splits": {"train": {"patches": n, "tracks": n, ...}, "valid": {...}}}
+("patch_count" / "track_count" are read too).
 Anything else is carried along (it goes into the model card) but not relied on.
 """
 from __future__ import annotations
@@ -49,15 +50,27 @@ def check_dataset(info: dict[str, Any], config: Config) -> None:
         raise DatasetError(f"dataset.json schema_version {version} is not supported (expected 1)")
 
 
-def split_sizes(info: dict[str, Any], split: str) -> dict[str, Any]:
-    """The split's summary ({"patches": n, "tracks": n, ...}), empty when dataset.json does not say."""
+COUNT_KEYS = {"patches": ("patches", "patch_count"), "tracks": ("tracks", "track_count")}
+
+
+def split_sizes(info: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """{split: {"patches": n, "tracks": n}} for the splits dataset.json describes; counts it lacks are left out."""
     splits = info.get("splits")
-    summary = splits.get(split) if isinstance(splits, dict) else None
-    return summary if isinstance(summary, dict) else {}
+    sizes = {}
+    for split, summary in (splits.items() if isinstance(splits, dict) else ()):
+        if isinstance(summary, dict):
+            counts = {name: next((summary[key] for key in keys if _is_number(summary.get(key))), None)
+                      for name, keys in COUNT_KEYS.items()}
+            sizes[split] = {name: int(count) for name, count in counts.items() if count is not None}
+    return sizes
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _number(info: dict[str, Any], key: str) -> int:
     value = info.get(key)
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not _is_number(value):
         raise DatasetError(f"dataset.json has no numeric {key!r} (got {value!r})")
     return int(value)

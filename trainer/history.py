@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 from trainer import paths
 
@@ -21,11 +22,20 @@ def read_history(path: str) -> list[dict[str, float]]:
         rows = list(csv.DictReader(io.StringIO(handle.read())))
     by_epoch = {}
     for row in rows:
-        values = {key: float(value) for key, value in row.items() if key and value not in ("", None)}
+        values = {key: _number(value) for key, value in row.items() if key}
+        values = {key: value for key, value in values.items() if value is not None}
         if "epoch" in values:
             values["epoch"] = int(values["epoch"])
             by_epoch[values["epoch"]] = values
     return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def _number(text: str | None) -> float | None:
+    """A logged value; None for the blanks and "NA" CSVLogger writes for metrics an epoch lacks."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def trim_history(path: str, epochs: int) -> None:
@@ -49,7 +59,7 @@ def write_history(path: str, rows: list[dict[str, float]]) -> None:
 
 def best_row(rows: list[dict[str, float]], monitor: str) -> dict[str, float] | None:
     """The row with the lowest `monitor`; the last row when no row has it."""
-    scored = [row for row in rows if monitor in row]
+    scored = [row for row in rows if math.isfinite(row.get(monitor, math.nan))]
     if scored:
         return min(scored, key=lambda row: row[monitor])
     return rows[-1] if rows else None
@@ -71,7 +81,8 @@ def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path:
             points = [(epoch, row[key]) for epoch, row in zip(epochs, rows) if key in row]
             if points:
                 axis.plot(*zip(*points), marker="o", label=label)
-        axis.set(title=name.replace("_", " ") if name != "loss" else "total loss", xlabel="epoch", ylabel="L1 loss")
+        title = name.replace("_", " ") if name != "loss" else "total loss"
+        axis.set(title=title, xlabel="epoch", ylabel="L1 loss")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
         axis.grid(alpha=0.3)

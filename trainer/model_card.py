@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from model.config import Config
+from trainer.dataset_info import split_sizes
 
 MUSDB_TERMS = ("A model trained on MUSDB18 material (including its 7-second previews) is for research and "
                "non-commercial use only, per the MUSDB18 terms; each song's own licence also applies.")
@@ -39,10 +40,8 @@ def _terms(data: dict[str, Any]) -> str:
 
 
 def _split_lines(info: dict[str, Any]) -> list[str]:
-    splits = info.get("splits") if isinstance(info.get("splits"), dict) else {}
-    lines = [f"- {split}: " + ", ".join(f"{value} {key}" for key, value in summary.items()
-                                        if isinstance(value, (int, float)))
-             for split, summary in splits.items() if isinstance(summary, dict)]
+    lines = [f"- {split}: " + ", ".join(f"{count} {name}" for name, count in counts.items())
+             for split, counts in split_sizes(info).items() if counts]
     return lines + [f"- audio: {info.get('sample_rate', '?')} Hz, {info.get('channels', '?')} channels"]
 
 

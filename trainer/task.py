@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"), default="default",
                         help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
     parser.add_argument("--patience", type=int, default=5, help="epochs without a better val_loss before stopping")
-    parser.add_argument("--data_description", default="", help="what the records were made from, for MODEL_CARD.md")
+    parser.add_argument("--data_description", default="",
+                        help="what the records were made from, for MODEL_CARD.md")
     return parser.parse_args(argv)
 
 
@@ -57,8 +58,9 @@ def check_model_dir(model_dir: str) -> None:
     """Export replaces the model folder whole: refuse one that holds anything but an earlier export."""
     existing = set(paths.list_dir(model_dir))
     if existing and not {"saved_model", CONFIG_FILE} <= existing:
-        raise ValueError(f"{model_dir} holds files that are not an exported model ({', '.join(sorted(existing)[:5])}"
-                           f"); exporting would replace them: choose another --model_dir")
+        listing = ", ".join(sorted(existing)[:5])
+        raise ValueError(f"{model_dir} holds files that are not an exported model ({listing}); "
+                         "exporting would replace them: choose another --model_dir")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run = training.train(args.data, config, dirs, strategy=args.strategy, patience=args.patience)
-    except training.RestartError as error:
+    except (training.RestartError, FileNotFoundError) as error:
         print(f"atsep train: error: {error}", file=sys.stderr)
         return 2
     if run.chief:

@@ -23,7 +23,6 @@ class RestartError(ValueError):
 class TrainedRun:
     unet: keras.Model
     monitor: str | None  # "val_loss", or None without a validation split
-    initial_epoch: int  # epochs already done when this process started
     chief: bool
 
 
@@ -46,7 +45,7 @@ def train(data_dir: str, config: Config, dirs: paths.RunDirs, strategy: str = "d
               steps_per_epoch=config.training.steps_per_epoch, shuffle=False, verbose=2,
               callbacks=callbacks.build_callbacks(unet, dirs.checkpoint_dir, dirs.tensorboard_dir, monitor,
                                                   patience, chief))
-    return TrainedRun(unet, monitor, initial_epoch, chief)
+    return TrainedRun(unet, monitor, chief)
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -64,7 +63,8 @@ def is_chief() -> bool:
     kind = task.get("type")
     if kind in (None, "chief", "master"):
         return True
-    return kind == "worker" and task.get("index", 0) == 0 and not {"chief", "master"} & set(cluster.get("cluster", {}))
+    has_chief = bool({"chief", "master"} & set(cluster.get("cluster", {})))
+    return kind == "worker" and task.get("index", 0) == 0 and not has_chief
 
 
 def prepare_checkpoint_dir(config: Config, checkpoint_dir: str, initial_epoch: int, chief: bool) -> None:
@@ -76,7 +76,7 @@ def prepare_checkpoint_dir(config: Config, checkpoint_dir: str, initial_epoch: i
         changed = [name for name in RESTART_SECTIONS if getattr(saved, name) != getattr(config, name)]
         if changed:
             raise RestartError(f"{checkpoint_dir} holds a run with another {', '.join(changed)} config: "
-                             "use a new --checkpoint_dir (or delete it) to start over")
+                               "use a new --checkpoint_dir (or delete it) to start over")
     if chief:
         trim_history(paths.join(checkpoint_dir, HISTORY_FILE), initial_epoch)
         with paths.open_file(config_path, "w") as handle:

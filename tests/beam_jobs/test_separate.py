@@ -26,14 +26,11 @@ def _signal(seconds: float, rate: int, channels: int, seed: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    # conftest's tiny_config is function-scoped; a module-scoped fixture needs its own copy of it
-    from model.config import Config
+def model_dir(tmp_path_factory, tiny_config) -> Path:
     from model.export import export_model
     from model.unet import build_unet
 
-    config = Config().replace(network__filters=(4, 8, 16), network__patch_frames=32, network__dropout=0.0)
-    return export_model(build_unet(config), config, tmp_path_factory.mktemp("model") / "tiny")
+    return export_model(build_unet(tiny_config), tiny_config, tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ CSV = """epoch,loss,val_loss
 1,2.0,2.2
 1,1.9,2.1
 2,1.5,2.4
+3,nan,nan
 """
 
 
@@ -15,8 +16,14 @@ def test_an_epoch_logged_twice_keeps_its_last_row(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text(CSV)
     rows = read_history(str(path))
-    assert [row["epoch"] for row in rows] == [0, 1, 2]
+    assert [row["epoch"] for row in rows] == [0, 1, 2, 3]
     assert rows[1] == {"epoch": 1, "loss": 1.9, "val_loss": 2.1}
+
+
+def test_values_an_epoch_lacks_are_left_out(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss,val_loss\n0,1.5,NA\n")
+    assert read_history(str(path)) == [{"epoch": 0, "loss": 1.5}]
 
 
 def test_trim_keeps_only_epochs_the_backup_completed(tmp_path):
@@ -32,8 +39,8 @@ def test_best_row_is_the_lowest_monitored_value_else_the_last(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text(CSV)
     rows = read_history(str(path))
-    assert best_row(rows, "val_loss")["epoch"] == 1
-    assert best_row(rows, "val_missing")["epoch"] == 2
+    assert best_row(rows, "val_loss")["epoch"] == 1  # a NaN epoch is never the best
+    assert best_row(rows, "val_missing")["epoch"] == 3
     assert best_row([], "val_loss") is None
 
 
@@ -43,10 +50,12 @@ def test_model_card_states_musdb_terms_and_the_exported_losses():
 
     best = {"epoch": 4, "loss": 0.5, "val_loss": 0.75, "val_vocals_loss": 0.25}
     data = {"description": "MUSDB18-7 previews", "location": "gs://b/records", "info": {
-        "sample_rate": 11025, "channels": 2, "splits": {"train": {"patches": 160, "tracks": 80}}}}
+        "sample_rate": 11025, "channels": 2,
+        "splits": {"train": {"patches": 160, "tracks": 80}, "valid": {"patch_count": 20, "track_count": 14}}}}
     card = render_model_card(Config(), data, best, epochs_run=6)
     assert "**This model was trained on MUSDB18 material.**" in card and "non-commercial" in card
     assert "exported epoch 5" in card and "val_vocals_loss 0.25000" in card
-    assert "train: 160 patches, 80 tracks" in card and "16/32/64/128/256 filters" in card
+    assert "train: 160 patches, 80 tracks" in card and "valid: 20 patches, 14 tracks" in card
+    assert "16/32/64/128/256 filters" in card
     other = render_model_card(Config(), {"description": "my own stems"}, None, epochs_run=0)
     assert "**This model was trained" not in other and "non-commercial" in other

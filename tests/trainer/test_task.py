@@ -45,8 +45,8 @@ def trained(tmp_path_factory):
         data__patch_seconds=2.0, training__batch_size=2, training__epochs=1, training__steps_per_epoch=2)
     config.save(root)
     write_dataset(root / "data", config, {"train": 6, "valid": 2})
-    argv = ["--data", str(root / "data"), "--model_dir", str(root / "model"), "--config", str(root / "config.json"),
-            "--data_description", "generated sine patches"]
+    argv = ["--data", str(root / "data"), "--model_dir", str(root / "model"),
+            "--config", str(root / "config.json"), "--data_description", "generated sine patches"]
     logs = [_main(task, argv + ["--epochs", "1"])]
     first_history = read_history(str(root / "model" / HISTORY_FILE))
     logs.append(_kill_during_second_epoch(argv + ["--epochs", "3", "--steps_per_epoch", "100000"]))
@@ -168,3 +168,20 @@ def test_vertex_ai_variables_stand_in_for_missing_flags(monkeypatch):
     assert resolve_dirs("./models/x/", None, "tb").checkpoint_dir == "gs://bucket/checkpoints"
     monkeypatch.delenv("AIP_CHECKPOINT_DIR")
     assert resolve_dirs("./models/x/", None, None).checkpoint_dir == "models/x.work/checkpoints"
+
+
+@pytest.mark.parametrize("tf_config, chief", [
+    (None, True),
+    ('{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "chief", "index": 0}}', True),
+    ('{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}', False),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}', True),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}', False),
+])
+def test_only_the_chief_writes(monkeypatch, tf_config, chief):
+    from trainer.training import is_chief
+
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    assert is_chief() is chief
