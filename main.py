@@ -11,6 +11,7 @@ from pathlib import Path
 
 DEFAULT_SONGS = "data/musdb-synth"
 DEFAULT_RECORDS = "data/records"
+TRAINED_NAME = "unet"  # the model folder inside --model_save_path, beside the bundled `default`
 
 
 def _flag(value: str) -> bool:
@@ -27,6 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--test", metavar="SONG", help="separate this song with the saved model")
     parser.add_argument("--data", default=DEFAULT_RECORDS, help="TFRecords to train from (made if absent)")
     parser.add_argument("--output", default="out/test", help="where --test writes stems and plots")
+    parser.add_argument("--config", help="a config.json to train from (default: the built-in config)")
     return parser.parse_args(argv)
 
 
@@ -40,14 +42,26 @@ def train(args: argparse.Namespace) -> int:
         if not Path(DEFAULT_SONGS).exists():
             synth.main(["--output", DEFAULT_SONGS])
         preprocess.main(["--input", DEFAULT_SONGS, "--output", args.data, "--sample_rate", str(args.sampling_rate)])
-    return task.main(["--data", args.data, "--model_dir", args.model_save_path, "--epochs", str(args.epoch),
-                      "--batch_size", str(args.batch), "--sample_rate", str(args.sampling_rate)])
+    model_dir = Path(args.model_save_path) / TRAINED_NAME
+    return task.main(["--data", args.data, "--model_dir", str(model_dir), "--epochs", str(args.epoch),
+                      "--batch_size", str(args.batch), "--sample_rate", str(args.sampling_rate),
+                      *(["--config", args.config] if args.config else [])])
+
+
+def saved_model_dir(model_save_path: str) -> Path:
+    """The model trained by --train, else the bundled default beside it, else the path itself."""
+    for candidate in (Path(model_save_path) / TRAINED_NAME, Path(model_save_path) / "default"):
+        if (candidate / "config.json").is_file():
+            return candidate
+    return Path(model_save_path)
 
 
 def test(args: argparse.Namespace) -> int:
     from beam_jobs import separate
 
-    return separate.main([args.test, "--output", args.output, "--model_dir", args.model_save_path])
+    model_dir = saved_model_dir(args.model_save_path)
+    print(f"separating {args.test} with the model in {model_dir}")
+    return separate.main([args.test, "--output", args.output, "--model_dir", str(model_dir)])
 
 
 def main(argv: list[str] | None = None) -> int:

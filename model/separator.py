@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from model import dsp
+from model import dsp, filtering
 from model.config import RESIDUAL, Config
 
 MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -106,11 +106,10 @@ class Separator:
         masks = self.mask_fn(magnitude)
         results = []
         for index, (chunk, spec) in enumerate(zip(chunks, specs)):
-            stems = {}
-            for head, mask in masks.items():
-                full = dsp.extend_mask(mask[index, : spec.shape[0]], spec.shape[1])
-                stems[head] = dsp.istft(spec * full, stft.n_fft, stft.hop, chunk.shape[0])
-            results.append(stems)
+            head_masks = {head: mask[index, : spec.shape[0]] for head, mask in masks.items()}
+            head_specs = filtering.masked_specs(spec, head_masks)
+            results.append({head: dsp.istft(head_spec, stft.n_fft, stft.hop, chunk.shape[0])
+                            for head, head_spec in head_specs.items()})
         return results
 
 
