@@ -6,6 +6,8 @@ Modules are imported only when their subcommand runs, so `atsep --help` and ever
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 
 SUBCOMMANDS = {
@@ -24,6 +26,14 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def quiet_libraries() -> None:
+    """Our progress at INFO; Beam's worker chatter and TensorFlow's start-up notices only when they matter."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -33,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"atsep: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    quiet_libraries()
     module = importlib.import_module(SUBCOMMANDS[name][0])
     result = module.main(rest)
     return int(result or 0)
