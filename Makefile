@@ -15,10 +15,11 @@ RECORDS ?= data/records
 TRAINED ?= models/trained
 MUSDB7 ?= ../shared/data/musdb18-7
 
-.PHONY: setup demo test generate preprocess train separate evaluate default-model clean
+.PHONY: setup browser demo test generate preprocess train separate evaluate default-model clean
 
 $(STAMP): requirements.txt requirements.lock requirements-test.txt setup.py
-	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq ffmpeg; }
+	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; }
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip==26.3
 	$(BIN)/python -m pip install -q -c requirements.lock -r requirements.txt -r requirements-test.txt
@@ -27,11 +28,16 @@ $(STAMP): requirements.txt requirements.lock requirements-test.txt setup.py
 
 setup: $(STAMP)
 
+## Headless Chromium and its driver, for the tests that check the HTML reports in a real browser.
+browser:
+	@{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 ## The main job on the embedded default: separate the bundled example with the bundled model.
 demo: setup
 	$(BIN)/atsep separate $(SONGS) --output out/demo --model_dir $(MODEL)
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 generate: setup

@@ -15,7 +15,7 @@ setup(
     description="Split songs into vocals, drums and the rest, at catalogue scale (Keras U-Net + Apache Beam)",
     python_requires=">=3.11",
     packages=find_packages(include=["atsep", "atsep.*", "model", "model.*", "beam_jobs", "beam_jobs.*",
-                                    "trainer", "trainer.*"]),
+                                    "trainer", "trainer.*", "reports", "reports.*"]),
     install_requires=pinned("requirements.txt"),
     entry_points={"console_scripts": ["atsep=atsep.cli:main"]},
 )

@@ -1,0 +1,4 @@
+"""`python -m reports DIR...`."""
+from reports.cli import main
+
+raise SystemExit(main())

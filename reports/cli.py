@@ -1,0 +1,46 @@
+"""`python -m reports DIR...`: (re)write the HTML report of a separation, evaluation or training folder.
+
+The kind is told by what the folder holds: manifest.jsonl (a separation run), summary.json with
+scores (an evaluation), history.csv (a training run). Local folders; jobs writing to object storage
+write their own reports as they finish.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from reports.evaluation import write_evaluation_report
+from reports.separation import MANIFEST_FILE, write_separation_report
+from reports.training import HISTORY_FILE, write_training_report
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="reports", description=__doc__.split("\n")[0])
+    parser.add_argument("folders", nargs="+", metavar="DIR", help="output, evaluation or model folder")
+    return parser.parse_args(argv)
+
+
+def write_report(folder: str) -> str:
+    """Write the folder's report; returns its path. ValueError when the folder holds none of the three."""
+    if os.path.isfile(os.path.join(folder, MANIFEST_FILE)):
+        return write_separation_report(folder)
+    summary = os.path.join(folder, "summary.json")
+    if os.path.isfile(summary):
+        with open(summary, encoding="utf-8") as handle:
+            if "scores" in json.load(handle):
+                return write_evaluation_report(folder)
+    if os.path.isfile(os.path.join(folder, HISTORY_FILE)):
+        return write_training_report(folder)
+    raise ValueError(f"{folder}: no {MANIFEST_FILE}, evaluation summary.json or {HISTORY_FILE}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    status = 0
+    for folder in parse_args(argv).folders:
+        try:
+            print(write_report(folder))
+        except (ValueError, OSError) as error:
+            print(f"reports: {error}")
+            status = 1
+    return status

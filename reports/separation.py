@@ -1,0 +1,243 @@
+"""The report of a separation run: OUT/index.html (every track and failure) and a page per track.
+
+Reads what the separate job leaves under its output prefix: OUT/manifest.jsonl (one record per track:
+track, input, status, duration_s, sample_rate, channels, stems, files {name: path relative to OUT},
+outputs {name: full path}, timings_s {stage: seconds}, model_version, format), OUT/dead_letter.jsonl
+(input, track, stage, reason) and OUT/summary.json (the run's counts, wall time and speed). Records
+are read defensively: a missing field shows as "n/a", an unreadable line is counted, never fatal.
+
+A track's page sits beside its record file (`files["track"]`, e.g. OUT/<track>/track.json ->
+OUT/<track>/track.html), so it follows any --filename layout. It has audio players for the mixture and
+every stem, the plot, durations and timings. The mixture player points at the original input through
+a relative link when the input sits on the same disk or bucket as the output (and is in a format
+browsers play); otherwise the page says why there is none.
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+
+from reports.html import (ReadText, WriteText, badge, esc, join, number, page, read_local, read_optional,
+                          relative_href, table, write_local_atomic)
+
+MANIFEST_FILE = "manifest.jsonl"
+DEAD_LETTER_FILE = "dead_letter.jsonl"
+SUMMARY_FILE = "summary.json"
+INDEX_FILE = "index.html"
+RECORD_KEY = "track"  # files["track"]: the track's record, whose sibling the page becomes
+# formats Chromium, Firefox and Safari all decode in an <audio> element
+PLAYABLE = {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".webm"}
+IMAGES = {".png", ".jpg", ".jpeg", ".svg", ".webp", ".gif"}
+MIX_KEYS = ("mix", "mixture")  # a copy of the input the job may add to the track's files
+STAGE_ORDER = {stage: n for n, stage in enumerate(("check", "decode", "separate", "write", "plot"))}
+
+
+def read_jsonl(text: str | None) -> tuple[list[dict], int]:
+    """(records, number of lines that are not JSON objects)."""
+    records, bad = [], 0
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad += 1
+    return records, bad
+
+
+def _extension(path: str) -> str:
+    return posixpath.splitext(path)[1].lower()
+
+
+def _safe_relative(path: object) -> str | None:
+    """A path strictly under the output prefix, or None: a page is never written outside it."""
+    if not isinstance(path, str):
+        return None
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") or "\\" in part for part in parts):
+        return None
+    return path
+
+
+def page_path(record: dict) -> str | None:
+    """The track page's path relative to OUT: beside the record file, or <track>/track.html."""
+    files = record.get("files") if isinstance(record.get("files"), dict) else {}
+    record_file = _safe_relative(files.get(RECORD_KEY))
+    if record_file is None:
+        record_file = _safe_relative(f"{record.get('track', '')}/{RECORD_KEY}.json")
+    return None if record_file is None else posixpath.splitext(record_file)[0] + ".html"
+
+
+def track_files(record: dict, output_dir: str, page_dir: str) -> dict[str, str]:
+    """name -> href relative to the page's folder; `files` (relative to OUT) win over `outputs`,
+    so a report still works after the output folder was copied elsewhere."""
+    files = record.get("files") if isinstance(record.get("files"), dict) else {}
+    outputs = record.get("outputs") if isinstance(record.get("outputs"), dict) else {}
+    hrefs = {}
+    for name in dict.fromkeys([*files, *outputs]):
+        if _safe_relative(files.get(name)):
+            hrefs[str(name)] = relative_href(join(output_dir, files[name]), page_dir)
+        elif isinstance(outputs.get(name), str) and outputs[name]:
+            hrefs[str(name)] = relative_href(outputs[name], page_dir)
+    return {name: href for name, href in hrefs.items() if href}
+
+
+def _player(label: str, href: str) -> str:
+    return (f"<div>{esc(label)}</div><audio controls preload=\"metadata\" src=\"{esc(href)}\">"
+            f'<a href="{esc(href)}">{esc(label)}</a></audio>')
+
+
+def mixture_player(record: dict, files: dict[str, str], page_dir: str) -> str:
+    """The mixture's player, or a line saying why there is none."""
+    for key in MIX_KEYS:
+        if key in files:
+            return _player("mixture", files[key])
+    source = record.get("input")
+    if not isinstance(source, str) or not source:
+        return '<div>mixture</div><div class="note">the input path is not recorded</div>'
+    href = relative_href(source, page_dir)
+    if href is None:
+        return (f'<div>mixture</div><div class="note">not linked: the input <code>{esc(source)}</code> '
+                f"is not on the same disk or bucket as this report</div>")
+    if _extension(source) not in PLAYABLE:
+        return (f'<div>mixture</div><div class="note">browsers do not play {esc(_extension(source) or "this")} '
+                f'files: <a href="{esc(href)}">download the input</a></div>')
+    return _player("mixture", href)
+
+
+def _facts(record: dict) -> str:
+    rows = [("status", badge(str(record.get("status", "n/a")))),
+            ("input", f"<code>{esc(record.get('input', 'n/a'))}</code>"),
+            ("duration", number(record.get("duration_s"), 2, " s")),
+            ("sample rate", number(record.get("sample_rate"), 0, " Hz")),
+            ("channels", number(record.get("channels"), 0)),
+            ("samples", number(record.get("samples"), 0)),
+            ("stem format", esc(" ".join(str(record[key]) for key in ("format", "subtype", "bitrate")
+                                         if record.get(key)) or "n/a")),
+            ("model version", f"<code>{esc(record.get('model_version', 'n/a'))}</code>")]
+    return ('<table class="facts">\n' + "".join(f"<tr><th>{name}</th><td>{value}</td></tr>\n"
+                                                for name, value in rows) + "</table>\n")
+
+
+def _timings(record: dict) -> str:
+    """One row of seconds per stage, in the order the job ran them, the total last."""
+    timings = record.get("timings_s")
+    if not isinstance(timings, dict) or not timings:
+        return '<p class="note">no timings recorded</p>'
+    stages = sorted(timings, key=lambda stage: (stage == "total", STAGE_ORDER.get(stage, len(STAGE_ORDER))))
+    speed = _speed(record)
+    note = "" if record.get("status") != "skipped" else (
+        '<p class="note">skipped in this run: the timings are from the run that separated it</p>')
+    return (table(stages, [[number(timings[stage], 2) for stage in stages]], numeric=range(len(stages)))
+            + (f"<p>{speed}× real time (audio seconds per second of work)</p>" if speed != "n/a" else "")
+            + note)
+
+
+def _speed(record: dict) -> str:
+    timings = record.get("timings_s") if isinstance(record.get("timings_s"), dict) else {}
+    total, duration = timings.get("total"), record.get("duration_s")
+    if number(total) == "n/a" or number(duration) == "n/a" or total <= 0:
+        return "n/a"
+    return number(duration / total, 1)
+
+
+def _stem_names(record: dict, files: dict[str, str]) -> list[str]:
+    stems = record.get("stems")
+    if isinstance(stems, list) and stems:
+        return [str(stem) for stem in stems]
+    return [name for name, href in files.items() if _extension(href) in PLAYABLE and name not in MIX_KEYS]
+
+
+def render_track(record: dict, output_dir: str, page_dir: str) -> str:
+    """The page of one track in `page_dir`: players (mixture first), plots, facts, timings, other files."""
+    track = str(record.get("track", "n/a"))
+    files = track_files(record, output_dir, page_dir)
+    stems = _stem_names(record, files)
+    players = [mixture_player(record, files, page_dir)]
+    players += [_player(stem, files[stem]) if stem in files
+                else f'<div>{esc(stem)}</div><div class="note">no file recorded</div>' for stem in stems]
+    shown = {*stems, *MIX_KEYS}
+    plots = [f'<p><img class="plot" src="{esc(href)}" alt="{esc(name)} of {esc(track)}"></p>'
+             for name, href in files.items() if name not in shown and _extension(href) in IMAGES]
+    others = [f'<li><a href="{esc(href)}">{esc(name)}</a></li>' for name, href in files.items()
+              if name not in shown and _extension(href) not in IMAGES]
+    index = relative_href(join(output_dir, INDEX_FILE), page_dir)
+    body = (f'<p><a href="{esc(index)}">&larr; all tracks</a></p>\n<div class="columns">\n'
+            f'<div><h2>Listen</h2>\n<div class="players">{"".join(players)}</div></div>\n'
+            f"<div><h2>Track</h2>\n{_facts(record)}<h2>Timings</h2>\n{_timings(record)}</div>\n</div>\n"
+            f'<h2>Plot</h2>\n{"".join(plots) or "<p class=note>no plot recorded</p>"}\n'
+            + (f'<h2>Other files</h2>\n<ul>{"".join(others)}</ul>\n' if others else ""))
+    return page(f"Separation: {track}", body)
+
+
+def _index_row(record: dict, output_dir: str) -> list[str]:
+    link, target = esc(record.get("track") or "(unnamed)"), page_path(record)
+    if target is not None:
+        link = f'<a href="{esc(relative_href(join(output_dir, target), output_dir))}">{link}</a>'
+    timings = record.get("timings_s") if isinstance(record.get("timings_s"), dict) else {}
+    stems = record.get("stems") if isinstance(record.get("stems"), list) else []
+    return [link, badge(str(record.get("status", "n/a"))), number(record.get("duration_s"), 1),
+            number(record.get("sample_rate"), 0), number(record.get("channels"), 0),
+            esc(", ".join(map(str, stems)) or "n/a"), number(timings.get("total"), 1), _speed(record)]
+
+
+def _run_line(run: dict | None) -> str:
+    """Wall time and speed from OUT/summary.json, when the job wrote one."""
+    if not run or number(run.get("wall_seconds")) == "n/a":
+        return ""
+    return (f"<p>{number(run.get('audio_seconds'), 1)} s separated in {number(run['wall_seconds'], 1)} s "
+            f"of wall time ({number(run.get('realtime_factor'), 1)}× real time)</p>")
+
+
+def render_index(records: list[dict], failures: list[dict], output_dir: str, unreadable: int = 0,
+                 run: dict | None = None) -> str:
+    """The run's overview: counts, one row per track (linked to its page), then every failure."""
+    statuses = [str(record.get("status")) for record in records]
+    seconds = sum(r["duration_s"] for r in records if number(r.get("duration_s")) != "n/a")
+    versions = sorted({str(r["model_version"]) for r in records if r.get("model_version")})
+    summary = (f"<p>{badge('ok')} {statuses.count('ok')} separated &nbsp; {badge('skipped')} "
+               f"{statuses.count('skipped')} skipped (done before) &nbsp; {badge('failed')} {len(failures)} "
+               f"failed &nbsp; · {seconds:.1f} s of audio · model {esc(', '.join(versions) or 'n/a')}</p>"
+               + _run_line(run))
+    if unreadable:
+        summary += f'<p class="note">{unreadable} unreadable line(s) in the manifest or dead-letter file</p>'
+    tracks = (table(["track", "status", "duration (s)", "rate (Hz)", "channels", "stems", "time (s)",
+                     "× real time"], [_index_row(r, output_dir) for r in records], numeric=[2, 3, 4, 6, 7])
+              if records else '<p class="note">no track in the manifest</p>')
+    failed = (table(["input", "track", "stage", "reason"],
+                    [(f"<code>{esc(f.get('input', 'n/a'))}</code>", esc(f.get("track", "n/a")),
+                      esc(f.get("stage", "n/a")), esc(f.get("reason", "n/a"))) for f in failures])
+              if failures else "<p>none</p>")
+    body = f"{summary}\n<h2>Tracks</h2>\n{tracks}\n<h2>Failures</h2>\n{failed}"
+    return page("Separation run", body, subtitle=output_dir)
+
+
+def write_separation_report(output_dir: str, *, read_text: ReadText = read_local,
+                            write_text: WriteText = write_local_atomic) -> str:
+    """Write every track's page, then OUT/index.html (last: its presence means the report is whole).
+
+    `read_text(path)` / `write_text(path, text)` reach the output folder: the local defaults, or the
+    caller's object-storage functions. Returns the index's path.
+    """
+    output_dir = output_dir.rstrip("/") or "/"
+    records, bad_records = read_jsonl(read_optional(read_text, join(output_dir, MANIFEST_FILE)))
+    failures, bad_failures = read_jsonl(read_optional(read_text, join(output_dir, DEAD_LETTER_FILE)))
+    run = read_optional(read_text, join(output_dir, SUMMARY_FILE))
+    try:
+        run = json.loads(run) if run is not None else None
+    except ValueError:
+        run = None
+    records.sort(key=lambda record: str(record.get("track", "")))
+    for record in records:
+        target = page_path(record)
+        if target is not None:
+            path = join(output_dir, target)
+            write_text(path, render_track(record, output_dir, posixpath.dirname(path)))
+    index = join(output_dir, INDEX_FILE)
+    write_text(index, render_index(records, failures, output_dir, bad_records + bad_failures,
+                                   run if isinstance(run, dict) else None))
+    return index
