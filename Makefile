@@ -15,6 +15,8 @@ RECORDS ?= data/records
 TRAINED ?= models/trained
 MUSDB7 ?= ../shared/data/musdb18-7
 
+include infra/cloud.mk
+
 .PHONY: setup browser demo test generate preprocess train separate evaluate default-model clean
 
 $(STAMP): requirements.txt requirements.lock requirements-test.txt setup.py

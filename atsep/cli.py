@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "train": ("trainer.task", "train the U-Net from TFRecords and export it"),
     "separate": ("beam_jobs.separate", "separate songs into stems, plots and a manifest (Beam)"),
     "evaluate": ("trainer.evaluate", "BSSEval v4 (museval) of a model on a MUSDB-layout folder"),
+    "retrain": ("atsep.retrain", "preprocess -> train -> evaluate -> promote only if better (model registry)"),
 }
 
 

@@ -1,0 +1,5 @@
+"""FLEX_TEMPLATE_PYTHON_PY_FILE of the preprocess template (see launcher.py)."""
+from infra.flex.launcher import launch
+
+if __name__ == "__main__":
+    launch("preprocess")
