@@ -2,37 +2,37 @@
 
     python -m beam_jobs.separate 'songs/*.mp3' gs://bucket/more/*.wav -o OUT [--force] [beam options]
 
-Per track, under OUT/<track>/: one wav per stem (the model's heads plus `residual`, at the input's
-rate and channel count), `plot.png`, and `track.json` written last. Every file is written under a
-temporary name and renamed into place. A rerun skips tracks whose track.json names the same model
-version, unless --force. At the end OUT/manifest.jsonl has one line per track (sorted by track) and
-OUT/dead_letter.jsonl one line per input that failed, with the reason; failures never stop the run.
+Per track (names from --filename, default `{track}/{stem}.{ext}`): one file per stem (the model's heads
+plus `residual`, at the input's rate and channel count) as wav/flac/mp3/ogg, `plot.png`, and
+`track.json` written last. Songs stream through in blocks, so memory is bounded whatever their length.
+Every file is written under a temporary name and renamed into place. A rerun skips tracks whose
+track.json names the same model version and outputs, unless --force. At the end OUT/manifest.jsonl has
+one line per track (sorted by track), OUT/dead_letter.jsonl one line per input that failed, with the
+reason, and OUT/summary.json the run's counts and speed; failures never stop the run.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import time
+import uuid
 from typing import Any, Iterator
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.utils.shared import Shared
 
-from beam_jobs import storage
+from beam_jobs import outputs, progress, storage
 from beam_jobs.options import pipeline_options
-from model.codec import decode, encode
+from beam_jobs.outputs import OutputSettings
 
 DEAD_LETTER = "dead_letter"
 MANIFEST_FILE = "manifest.jsonl"
 DEAD_LETTER_FILE = "dead_letter.jsonl"
-TRACK_FILE = "track.json"
-PLOT_FILE = "plot.png"
-SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+SUMMARY_FILE = "summary.json"
 _COUNTERS = "separate"
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,25 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--output", "-o", required=True, help="output folder, local or gs://")
     parser.add_argument("--model_dir", default="models/default", help="exported model folder")
     parser.add_argument("--force", action="store_true", help="redo tracks already done with this model")
-    parser.add_argument("--subtype", default="PCM_16", choices=SUBTYPES, help="wav sample format")
+    parser.add_argument("--format", default="wav", choices=("wav", "flac", "mp3", "ogg"), help="stem format")
+    parser.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT"),
+                        help="sample format of wav (all three) and flac (PCM_16, PCM_24)")
+    parser.add_argument("--bitrate", default="192k", help="mp3 and ogg bitrate, e.g. 128k")
+    parser.add_argument("--filename", default=outputs.DEFAULT_TEMPLATE,
+                        help="output names under OUT, with {track}, {stem} and {ext} (default: %(default)s)")
     known, pipeline_args = parser.parse_known_args(argv)
     if not known.inputs and not known.input_list:
         parser.error("give at least one INPUT or --input_list")
+    try:
+        outputs.check_settings(settings_of(known))
+    except ValueError as error:
+        parser.error(str(error))
     return known, pipeline_args
+
+
+def settings_of(known: argparse.Namespace) -> OutputSettings:
+    return OutputSettings(storage.absolute(known.output), known.filename, known.format, known.subtype,
+                          known.bitrate)
 
 
 def track_name(path: str) -> str:
@@ -66,25 +80,32 @@ def input_patterns(known: argparse.Namespace) -> list[str]:
     return [storage.absolute(pattern) for pattern in patterns]
 
 
-def failure(path: str, stage: str, reason: str, track: str | None = None) -> beam.pvalue.TaggedOutput:
+def failure(path: str, stage: str, reason: str, track: str | None = None,
+            run_id: str | None = None) -> beam.pvalue.TaggedOutput:
     Metrics.counter(_COUNTERS, "tracks_failed").inc()
+    progress.advance(run_id)
     record = {"input": path, "track": track if track is not None else track_name(path),
               "stage": stage, "reason": reason}
     return beam.pvalue.TaggedOutput(DEAD_LETTER, record)
+
+
+def matching_files(pattern: str) -> list[str]:
+    """Files a path, folder or glob names (a folder: the files directly in it)."""
+    if storage.is_local(pattern) and os.path.isdir(pattern):
+        pattern = os.path.join(pattern, "*")
+    matched = FileSystems.match([pattern])[0].metadata_list
+    return [m.path for m in matched if not (storage.is_local(m.path) and os.path.isdir(m.path))]
 
 
 class ExpandPattern(beam.DoFn):
     """One path or glob -> (track, path) per matching file; a pattern matching nothing is a failure."""
 
     def process(self, pattern: str) -> Iterator[Any]:
-        if storage.is_local(pattern) and os.path.isdir(pattern):
-            pattern = os.path.join(pattern, "*")
         try:
-            matched = FileSystems.match([pattern])[0].metadata_list
+            files = matching_files(pattern)
         except Exception as error:  # noqa: BLE001 - a bad pattern must not stop the others
             yield failure(pattern, "expand", f"cannot list: {error}")
             return
-        files = [m.path for m in matched if not (storage.is_local(m.path) and os.path.isdir(m.path))]
         if not files:
             yield failure(pattern, "expand", "no file matches this path or pattern")
         for path in files:
@@ -92,105 +113,87 @@ class ExpandPattern(beam.DoFn):
 
 
 class PickOnePerTrack(beam.DoFn):
-    """Tracks are folders named after files: of several files with one name, keep the first path."""
+    """Of several files with one track name, keep the first path; refuse names that leave the prefix."""
+
+    def __init__(self, settings: OutputSettings, stems: tuple[str, ...], run_id: str | None):
+        self.settings, self.stems, self.run_id = settings, stems, run_id
 
     def process(self, element: tuple[str, Any]) -> Iterator[Any]:
         track, paths = element
         first, *others = sorted(set(paths))
-        yield track, first
         for path in others:
-            yield failure(path, "expand", f"track name {track!r} is already taken by {first}", track)
+            yield failure(path, "expand", f"track name {track!r} is already taken by {first}", track, self.run_id)
+        try:
+            files = outputs.track_files(track, self.stems, self.settings)
+        except outputs.UnsafePath as error:
+            yield failure(first, "expand", str(error), track, self.run_id)
+            return
+        yield track, first
+        for file in files.values():  # claims, to find names two tracks would share
+            yield beam.pvalue.TaggedOutput("claims", (file.lower(), (track, first)))
 
 
-class _Stages:
-    """Times named stages and remembers the current one, so a failure can say where it happened."""
+def losers(element: tuple[str, Any]) -> Iterator[tuple[str, str]]:
+    """(name, claimants) -> (track, reason) for every claimant but the first (sorted by track)."""
+    name, claimants = element
+    (winner, _), *others = sorted(set(claimants))
+    for track, _ in others:
+        yield track, f"output {name!r} (names compared ignoring case) is already taken by track {winner!r}"
 
-    def __init__(self) -> None:
-        self.current, self.started = "start", time.monotonic()
-        self.seconds: dict[str, float] = {}
 
-    def summary(self) -> dict[str, float]:
-        return {**self.seconds, "total": round(time.monotonic() - self.started, 3)}
+class DropCollisions(beam.DoFn):
+    """Tracks whose output names clash with an earlier track's go to the dead letter."""
 
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        self.current, start = name, time.monotonic()
-        yield
-        self.seconds[name] = round(time.monotonic() - start, 3)
+    def __init__(self, run_id: str | None):
+        self.run_id = run_id
+
+    def process(self, element: tuple[str, str], collisions: dict[str, str]) -> Iterator[Any]:
+        track, path = element
+        if track in collisions:
+            yield failure(path, "expand", collisions[track], track, self.run_id)
+        else:
+            yield element
 
 
 class SeparateTrack(beam.DoFn):
-    """(track, path) -> manifest record; the model is loaded once per worker, every error is caught."""
+    """(track, path) -> manifest record. One model per worker process, shared by its threads (whose
+    concurrent songs share network calls); every error is caught and dead-lettered."""
 
-    def __init__(self, output: str, model_dir: str, force: bool = False, subtype: str = "PCM_16"):
-        self.output, self.model_dir, self.force, self.subtype = output, model_dir, force, subtype
+    def __init__(self, settings: OutputSettings, model_dir: str, force: bool = False,
+                 run_id: str | None = None):
+        self.settings, self.model_dir, self.force, self.run_id = settings, model_dir, force, run_id
+        self._shared = Shared()
 
     def setup(self) -> None:
-        from model.separator import Separator  # TensorFlow loads here, on the worker, not at import
+        def load() -> Any:
+            from model.separator import Separator  # TensorFlow loads here, on the worker, not at import
 
-        self.separator = Separator.load(storage.stage_tree(self.model_dir))
+            return Separator.load(storage.stage_tree(self.model_dir))
+
+        self.separator = self._shared.acquire(load, tag=self.model_dir)
 
     def process(self, element: tuple[str, str]) -> Iterator[Any]:
+        from beam_jobs.track import Stages, previous_record, separate_track
+
         track, path = element
-        stages = _Stages()
+        stages = Stages()
         try:
             with stages.stage("check"):
-                previous = None if self.force else self._previous(track)
+                previous = None if self.force else previous_record(self.separator, track, self.settings)
             if previous is not None:
                 Metrics.counter(_COUNTERS, "tracks_skipped").inc()
+                progress.advance(self.run_id)
                 yield {**previous, "status": "skipped", "input": path}
                 return
-            record = self._separate(track, path, stages)
+            record = separate_track(self.separator, track, path, self.settings, stages)
         except Exception as error:  # noqa: BLE001 - one bad song must never stop the catalogue
-            yield failure(path, stages.current, f"{type(error).__name__}: {error}", track)
+            yield failure(path, stages.current, f"{type(error).__name__}: {error}", track, self.run_id)
             return
         Metrics.counter(_COUNTERS, "tracks_ok").inc()
         # counters hold integers: whole seconds here, exact durations are in the manifest
         Metrics.counter(_COUNTERS, "audio_seconds").inc(round(record["duration_s"]))
+        progress.advance(self.run_id, record["duration_s"])
         yield record
-
-    def _previous(self, track: str) -> dict | None:
-        """The stored record if this model version already produced every output of the track."""
-        path = storage.join(self.output, track, TRACK_FILE)
-        if not storage.exists(path):
-            return None
-        record = json.loads(storage.read_text(path))
-        if record.get("model_version") != self.separator.version or not record.get("files"):
-            return None
-        outputs = {name: storage.join(self.output, track, file) for name, file in record["files"].items()}
-        if not all(storage.exists(output) for output in outputs.values()):
-            return None
-        return {**record, "outputs": outputs}
-
-    def _separate(self, track: str, path: str, stages: _Stages) -> dict:
-        from beam_jobs.plots import render_track  # matplotlib: only where plots are drawn
-
-        with stages.stage("decode"), storage.staged_input(path) as local:
-            mix, rate = decode(local, stream=0)  # stream 0 of a .stem.mp4 is the mixture
-        with stages.stage("separate"):
-            stems = self.separator.separate(mix, rate)
-            bad = [name for name, waveform in stems.items() if not np.all(np.isfinite(waveform))]
-            if bad:
-                raise ValueError(f"separation produced NaN or Inf in {', '.join(bad)}")
-        files = {name: f"{name}.wav" for name in stems}
-        folder = storage.join(self.output, track)
-        with stages.stage("write"):
-            for name, waveform in stems.items():
-                with storage.atomic_output(storage.join(folder, files[name])) as local:
-                    encode(local, waveform, rate, subtype=self.subtype)
-        with stages.stage("plot"):
-            png = render_track(mix, stems, rate, f"{track} ({self.separator.version})")
-            storage.write_bytes_atomic(storage.join(folder, PLOT_FILE), png)
-        files["plot"] = PLOT_FILE
-        record = {
-            "track": track, "input": path, "status": "ok", "duration_s": round(mix.shape[0] / rate, 3),
-            "sample_rate": rate, "channels": int(mix.shape[1]), "samples": int(mix.shape[0]),
-            "stems": list(stems), "subtype": self.subtype, "model_version": self.separator.version,
-            "files": files, "outputs": {name: storage.join(folder, file) for name, file in files.items()},
-            "timings_s": stages.summary(),
-        }
-        storage.write_text_atomic(storage.join(folder, TRACK_FILE), json.dumps(record, indent=2) + "\n")
-        return record
 
 
 def write_jsonl(records: list[dict], path: str, key: str) -> int:
@@ -200,58 +203,142 @@ def write_jsonl(records: list[dict], path: str, key: str) -> int:
     return len(lines)
 
 
-def write_manifest(manifest: list[dict], output: str, failures: list[dict]) -> str:
-    """Write OUT/manifest.jsonl and log the one-line run summary (returned for tests and callers)."""
+def summarise(manifest: list[dict], failures: list[dict], output: str, started: float) -> dict:
+    """The run's counts, audio separated, wall time and speed (audio seconds per wall second)."""
+    separated = [record for record in manifest if record["status"] == "ok"]
+    seconds = sum(record["duration_s"] for record in separated)
+    wall = max(time.time() - started, 1e-6)
+    return {"separated": len(separated), "skipped": len(manifest) - len(separated), "failed": len(failures),
+            "audio_seconds": round(seconds, 3), "wall_seconds": round(wall, 3),
+            "realtime_factor": round(seconds / wall, 2), "output": output}
+
+
+def summary_line(summary: dict) -> str:
+    return (f"separate: {summary['separated']} separated ({summary['audio_seconds']:.1f} s of audio), "
+            f"{summary['skipped']} skipped, {summary['failed']} failed in {summary['wall_seconds']:.1f} s "
+            f"({summary['realtime_factor']:.1f}x realtime) -> {summary['output']}")
+
+
+def write_manifest(manifest: list[dict], output: str, failures: list[dict], started: float) -> str:
+    """Write OUT/manifest.jsonl and OUT/summary.json; log and return the one-line run summary."""
     write_jsonl(manifest, storage.join(output, MANIFEST_FILE), key="track")
-    statuses = [record["status"] for record in manifest]
-    seconds = sum(record["duration_s"] for record in manifest if record["status"] == "ok")
-    line = (f"separate: {statuses.count('ok')} separated ({seconds:.1f} s of audio), "
-            f"{statuses.count('skipped')} skipped, {len(failures)} failed -> {output}")
+    summary = summarise(manifest, failures, output, started)
+    storage.write_text_atomic(storage.join(output, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
+    line = summary_line(summary)
     log.info(line)
     return line
 
 
-def build(pipeline: beam.Pipeline, known: argparse.Namespace) -> None:
-    """Add the labelled steps: expand -> reshuffle -> separate -> manifest and dead-letter files."""
-    output = storage.absolute(known.output)
+def build(pipeline: beam.Pipeline, known: argparse.Namespace, started: float | None = None,
+          run_id: str | None = None) -> None:
+    """Add the labelled steps: expand -> claim names -> reshuffle -> separate -> manifest, dead letters."""
+    settings = settings_of(known)
+    started = time.time() if started is None else started
+    stems = stem_names(storage.absolute(known.model_dir))
     expanded = (pipeline
                 | "ListPatterns" >> beam.Create(input_patterns(known))
                 | "ExpandInputs" >> beam.ParDo(ExpandPattern()).with_outputs(DEAD_LETTER, main="files"))
     picked = (expanded.files
               | "GroupByTrack" >> beam.GroupByKey()
-              | "OnePathPerTrack" >> beam.ParDo(PickOnePerTrack()).with_outputs(DEAD_LETTER, main="tracks"))
-    separated = (picked.tracks
+              | "OnePathPerTrack" >> beam.ParDo(PickOnePerTrack(settings, stems, run_id))
+              .with_outputs(DEAD_LETTER, "claims", main="tracks"))
+    collisions = (picked.claims
+                  | "GroupByOutputName" >> beam.GroupByKey()
+                  | "LaterClaimants" >> beam.FlatMap(losers)
+                  | "OneReasonPerTrack" >> beam.CombinePerKey(min))
+    checked = (picked.tracks
+               | "DropCollisions" >> beam.ParDo(DropCollisions(run_id), beam.pvalue.AsDict(collisions))
+               .with_outputs(DEAD_LETTER, main="tracks"))
+    separated = (checked.tracks
                  | "Reshuffle" >> beam.Reshuffle()
-                 | "Separate" >> beam.ParDo(SeparateTrack(output, storage.absolute(known.model_dir),
-                                                          known.force, known.subtype))
+                 | "Separate" >> beam.ParDo(SeparateTrack(settings, storage.absolute(known.model_dir),
+                                                          known.force, run_id))
                  .with_outputs(DEAD_LETTER, main="manifest"))
-    failures = ((expanded[DEAD_LETTER], picked[DEAD_LETTER], separated[DEAD_LETTER])
+    failures = ((expanded[DEAD_LETTER], picked[DEAD_LETTER], checked[DEAD_LETTER], separated[DEAD_LETTER])
                 | "AllFailures" >> beam.Flatten()
                 | "CollectFailures" >> beam.combiners.ToList())
     _ = failures | "WriteDeadLetter" >> beam.Map(
-        write_jsonl, storage.join(output, DEAD_LETTER_FILE), key="input")
+        write_jsonl, storage.join(settings.output, DEAD_LETTER_FILE), key="input")
     _ = (separated.manifest
          | "CollectManifest" >> beam.combiners.ToList()
-         | "WriteManifest" >> beam.Map(write_manifest, output, beam.pvalue.AsSingleton(failures)))
+         | "WriteManifest" >> beam.Map(write_manifest, settings.output, beam.pvalue.AsSingleton(failures),
+                                       started))
+
+
+def stem_names(model_dir: str) -> tuple[str, ...]:
+    """The stems an exported model writes, from its config.json (no TensorFlow needed)."""
+    from model.config import CONFIG_FILE, RESIDUAL, Config
+
+    config = Config.from_json(storage.read_text(storage.join(model_dir, CONFIG_FILE)))
+    return (*config.network.heads, RESIDUAL)
+
+
+def _progress_total(known: argparse.Namespace, options: Any) -> int | None:
+    """How many files the bar counts to, for local in-process runs on a terminal; None: no bar."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    local = options.view_as(StandardOptions).runner in ("FnApiRunner", "DirectRunner")
+    in_process = options.view_as(DirectOptions).direct_running_mode in ("in_memory", "multi_threading")
+    if not (progress.wanted() and local and in_process):
+        return None
+    total = 0
+    for pattern in input_patterns(known):
+        try:
+            total += len(matching_files(pattern))
+        except Exception:  # noqa: BLE001 - the pipeline reports bad patterns itself
+            pass
+    return total
 
 
 def run(argv: list[str] | None = None,
         test_pipeline: beam.Pipeline | None = None) -> beam.runners.runner.PipelineResult:
     """Build and run the job; returns the finished PipelineResult (its metrics hold the counters)."""
+    started = time.time()
     known, pipeline_args = parse_args(argv)
     model_config = storage.join(storage.absolute(known.model_dir), "config.json")
     if not storage.exists(model_config):
         raise SystemExit(f"no exported model at {known.model_dir} (missing {model_config})")
-    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(pipeline_args))
-    build(pipeline, known)
-    result = pipeline.run()
-    result.wait_until_finish()
+    options = pipeline_options(pipeline_args)
+    total = None if test_pipeline is not None else _progress_total(known, options)
+    run_id = uuid.uuid4().hex if total is not None else None
+    if run_id:
+        progress.start(run_id, total)
+    try:
+        pipeline = test_pipeline or beam.Pipeline(options=options)
+        build(pipeline, known, started, run_id)
+        result = pipeline.run()
+        result.wait_until_finish()
+    finally:
+        if run_id:
+            progress.stop(run_id)
     return result
+
+
+def report(output: str, limit: int = 20) -> str:
+    """What a person wants to read at the end: where each track's outputs are, failures, the summary."""
+    output = storage.absolute(output)
+    manifest = [json.loads(line) for line in storage.read_text(storage.join(output, MANIFEST_FILE)).splitlines()]
+    failures = [json.loads(line) for line in storage.read_text(storage.join(output, DEAD_LETTER_FILE)).splitlines()]
+    lines = []
+    for record in manifest[:limit]:
+        audio = [record["outputs"][stem] for stem in record["stems"]]
+        lines.append(f"{record['track']} ({record['status']}): stems {', '.join(audio)}")
+        lines.append(f"    plot {record['outputs'].get(outputs.PLOT, '-')}")
+    for record in failures[:limit]:
+        lines.append(f"failed: {record['input']}: {record['reason']}")
+    hidden = max(0, len(manifest) - limit) + max(0, len(failures) - limit)
+    if hidden:
+        lines.append(f"... and {hidden} more: see {storage.join(output, MANIFEST_FILE)} and {DEAD_LETTER_FILE}")
+    lines.append(summary_line(json.loads(storage.read_text(storage.join(output, SUMMARY_FILE)))))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)  # the runner's chatter hides the report
+    known, _ = parse_args(argv)
     run(argv)
+    print(report(known.output))
     return 0
 
 

@@ -62,6 +62,9 @@ class TrainingConfig:
     steps_per_epoch: int = 100
     learning_rate: float = 1e-3
     seed: int = 0
+    # 0: cosine decay over the whole run; n > 0: the rate halves every n steps, whatever the run's
+    # length, so a run stopped after k epochs is exactly the first k epochs of a longer one
+    lr_half_life_steps: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +73,7 @@ class SeparatorConfig:
 
     overlap: float = 0.25
     batch_size: int = 4
+    wiener_iterations: int = 0  # 0: ratio masks; n > 0: n EM steps of a multichannel Wiener filter
 
 
 @dataclasses.dataclass(frozen=True)

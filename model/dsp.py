@@ -60,13 +60,20 @@ def chunk_starts(length: int, segment: int, overlap: float) -> list[int]:
     return starts
 
 
-def crossfade_weight(segment: int, fade: int, fade_in: bool, fade_out: bool) -> np.ndarray:
-    """Per-sample weight of a segment in the overlap-add: linear ramps over `fade` samples,
-    never zero, so dividing by the summed weights is exact everywhere."""
+def crossfade_weight(segment: int, fade: int, fade_in: bool, fade_out: bool, guard: int = 0) -> np.ndarray:
+    """Per-sample weight of a segment in the overlap-add: linear ramps over `fade` samples, never zero,
+    so dividing by the summed weights is exact everywhere.
+
+    The first `guard` samples of a ramp keep a weight of 1e-3: there a segment's STFT frames reach past
+    its edge into zero padding, and the neighbouring segment, which holds that audio whole, should speak.
+    """
     weight = np.ones(segment, dtype=np.float32)
     fade = min(fade, segment // 2)
+    guard = min(guard, fade // 2)
     if fade > 0:
-        ramp = np.arange(1, fade + 1, dtype=np.float32) / (fade + 1)
+        floor = 1e-3 if guard else 0.0
+        rising = np.arange(1, fade - guard + 1, dtype=np.float32) / (fade - guard + 1)
+        ramp = np.concatenate([np.full(guard, floor, dtype=np.float32), floor + (1 - floor) * rising])
         if fade_in:
             weight[:fade] = ramp
         if fade_out:

@@ -1,22 +1,27 @@
-"""Chunked separation of whole songs with an exported mask model.
+"""Chunked, streaming separation of whole songs with an exported mask model.
 
-The network only ever sees fixed-size magnitude patches; here the song is cut into overlapping
-time segments, masks are computed in batches, extended to the full band of the input's STFT,
-applied, inverted and cross-faded back together. The residual is the mixture minus the heads,
-so the stems always add up to the mixture.
+The network only ever sees fixed-size magnitude patches; here the song is cut into overlapping time
+segments (model.chunking), masks are computed in batches, extended to the full band of the input's
+STFT, applied, inverted and cross-faded back together. Audio streams through in blocks, so memory is
+bounded whatever the song's length, and the result does not depend on the block size. The residual
+is the mixture minus the heads at the input's rate, so the stems always add up to the mixture.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
+import soxr
 
 from model import dsp, filtering
-from model.config import RESIDUAL, Config
+from model.batching import CoalescingMaskFn
+from model.chunking import OverlapAdd
+from model.config import RESIDUAL, Config, StftConfig
 
 MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 EXPORT_DIR = "saved_model"
+ROWS_PER_CALL = 4  # the most batches (of separator.batch_size patches) merged across songs in one call
 
 
 class Separator:
@@ -29,7 +34,9 @@ class Separator:
 
     @classmethod
     def load(cls, model_dir: str | Path) -> "Separator":
-        """Load an exported model folder (config.json + saved_model/); nothing in it is executed as Python."""
+        """Load an exported model folder (config.json + saved_model/); nothing in it is executed as Python.
+
+        The returned separator is thread-safe; threads that use it at once share network calls."""
         import tensorflow as tf
 
         model_dir = Path(model_dir)
@@ -43,7 +50,8 @@ class Separator:
 
         version_file = model_dir / "VERSION"
         version = version_file.read_text().strip() if version_file.exists() else model_dir.name
-        return cls(config, mask_fn, version)
+        batched = CoalescingMaskFn(mask_fn, max_rows=ROWS_PER_CALL * config.separator.batch_size)
+        return cls(config, batched, version)
 
     @property
     def stem_names(self) -> tuple[str, ...]:
@@ -53,53 +61,40 @@ class Separator:
         """Separate mix [samples, channels] at sample_rate into stems of the same shape and rate."""
         if mix.ndim != 2 or mix.shape[0] == 0:
             raise ValueError(f"expected a non-empty [samples, channels] waveform, got shape {mix.shape}")
-        heads = {head: np.zeros_like(mix, dtype=np.float32) for head in self.config.network.heads}
+        parts = [stems for _, stems in self.stream([mix], sample_rate)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in self.stem_names}
+
+    def stream(self, blocks: Iterable[np.ndarray], sample_rate: int
+               ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Separate a stream of mix blocks [samples, channels]; yields (mix, stems) blocks in order.
+
+        Output blocks lag the input by a few segments and have their own sizes; together they hold
+        exactly as many samples as went in."""
+        aligner, groups = None, []
+        for block in blocks:
+            if aligner is None:
+                aligner = _Aligner(self.config.network.heads, block.shape[1])
+                groups = [_GroupStream(self, picked, sample_rate) for picked in self._groups(block.shape[1])]
+            aligner.add_mix(block)
+            aligner.add_heads([group.push(block) for group in groups], [group.picked for group in groups])
+            yield from aligner.take()
+        if aligner is None:
+            raise ValueError("no audio to separate")
+        aligner.add_heads([group.finish() for group in groups], [group.picked for group in groups])
+        yield from aligner.take(final=True)
+
+    def _groups(self, channels: int) -> list[list[int]]:
+        """Input channels in groups of the model's width; a short last group repeats its last channel."""
         width = self.config.audio.channels
-        for first in range(0, mix.shape[1], width):
-            picked = [min(first + offset, mix.shape[1] - 1) for offset in range(width)]
-            group = self._separate_group(mix[:, picked], sample_rate)
-            real = sorted(set(picked))
-            for head, waveform in group.items():
-                heads[head][:, real] = waveform[:, [picked.index(c) for c in real]]
-        residual = mix.astype(np.float32) - sum(heads.values())
-        return {**heads, RESIDUAL: residual}
+        return [[min(first + offset, channels - 1) for offset in range(width)]
+                for first in range(0, channels, width)]
 
-    def _separate_group(self, mix: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
-        """Separate exactly `audio.channels` channels: resample to the processing rate, chunk, restore."""
-        model_rate = self.config.audio.sample_rate
-        factor = dsp.processing_factor(sample_rate, model_rate)
-        rate = factor * model_rate
-        audio = dsp.resample(mix, sample_rate, rate)
-        stems = self._separate_chunked(audio, factor)
-        return {head: _fit(dsp.resample(waveform, rate, sample_rate), mix.shape[0])
-                for head, waveform in stems.items()}
-
-    def _separate_chunked(self, audio: np.ndarray, factor: int) -> dict[str, np.ndarray]:
-        stft = self.config.stft.scaled(factor)
-        segment = (self.config.network.patch_frames - 1) * stft.hop
-        overlap = self.config.separator.overlap
-        starts = dsp.chunk_starts(audio.shape[0], segment, overlap)
-        fade = int(segment * overlap)
-        out = {head: np.zeros_like(audio) for head in self.config.network.heads}
-        total = np.zeros((audio.shape[0], 1), dtype=np.float32)
-        batch = self.config.separator.batch_size
-        for first in range(0, len(starts), batch):
-            chunk_starts = starts[first:first + batch]
-            chunks = [audio[start:start + segment] for start in chunk_starts]
-            for start, stems in zip(chunk_starts, self._separate_batch(chunks, stft, factor)):
-                length = next(iter(stems.values())).shape[0]
-                weight = dsp.crossfade_weight(length, fade, fade_in=start > 0,
-                                              fade_out=start + length < audio.shape[0])[:, None]
-                for head, waveform in stems.items():
-                    out[head][start:start + length] += waveform * weight
-                total[start:start + length] += weight
-        return {head: waveform / total for head, waveform in out.items()}
-
-    def _separate_batch(self, chunks: list[np.ndarray], stft, factor: int) -> list[dict[str, np.ndarray]]:
-        """Mask a batch of chunks in one network call; chunks shorter than a patch are zero-padded."""
+    def separate_batch(self, chunks: list[np.ndarray], stft: StftConfig, factor: int
+                       ) -> list[dict[str, np.ndarray]]:
+        """Mask a batch of chunks in one network call. Every chunk is zero-padded to a whole patch, so
+        a chunk's masks do not depend on the other chunks in its batch."""
         specs = [dsp.stft(chunk, stft.n_fft, stft.hop) for chunk in chunks]
-        frames = _round_up(max(spec.shape[0] for spec in specs), self.config.network.frame_multiple)
-        bins = self.config.stft.bins
+        frames, bins = self.config.network.patch_frames, self.config.stft.bins
         magnitude = np.zeros((len(specs), frames, bins, specs[0].shape[2]), dtype=np.float32)
         for index, spec in enumerate(specs):
             magnitude[index, : spec.shape[0]] = np.abs(spec[:, :bins]) / factor
@@ -107,14 +102,98 @@ class Separator:
         results = []
         for index, (chunk, spec) in enumerate(zip(chunks, specs)):
             head_masks = {head: mask[index, : spec.shape[0]] for head, mask in masks.items()}
-            head_specs = filtering.masked_specs(spec, head_masks)
+            head_specs = filtering.masked_specs(spec, head_masks, self.config.separator.wiener_iterations)
             results.append({head: dsp.istft(head_spec, stft.n_fft, stft.hop, chunk.shape[0])
                             for head, head_spec in head_specs.items()})
         return results
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
+class _GroupStream:
+    """One group of `audio.channels` input channels: resample to the processing rate, chunk, separate,
+    resample back. Streaming soxr resamplers give the same samples as resampling the whole song."""
+
+    def __init__(self, separator: Separator, picked: list[int], sample_rate: int):
+        config = separator.config
+        self.picked, self.width = picked, len(picked)
+        factor = dsp.processing_factor(sample_rate, config.audio.sample_rate)
+        rate = factor * config.audio.sample_rate
+        stft = config.stft.scaled(factor)
+        self.down = _Resampler(sample_rate, rate, self.width)
+        self.up = {head: _Resampler(rate, sample_rate, self.width) for head in config.network.heads}
+        self.chunks = OverlapAdd(config.network.heads, (config.network.patch_frames - 1) * stft.hop,
+                                 config.separator.overlap, config.separator.batch_size,
+                                 lambda chunks: separator.separate_batch(chunks, stft, factor),
+                                 guard=stft.n_fft // 2, align=stft.hop)
+
+    def push(self, block: np.ndarray) -> dict[str, np.ndarray]:
+        heads = self.chunks.push(self.down(block[:, self.picked]))
+        empty = np.zeros((0, self.width), np.float32)
+        return {head: resample(heads.get(head, empty)) for head, resample in self.up.items()}
+
+    def finish(self) -> dict[str, np.ndarray]:
+        tail = self.chunks.push(self.down(np.zeros((0, self.width), np.float32), last=True))
+        rest = self.chunks.finish()
+        out = {}
+        for head, resample in self.up.items():
+            parts = [part[head] for part in (tail, rest) if head in part]
+            waveform = np.concatenate(parts) if parts else np.zeros((0, self.width), np.float32)
+            out[head] = resample(waveform, last=True)
+        return out
+
+
+class _Resampler:
+    """Streaming band-limited resampling of [samples, channels] (soxr HQ); a no-op at equal rates."""
+
+    def __init__(self, rate_in: int, rate_out: int, channels: int):
+        self.stream = None if rate_in == rate_out else soxr.ResampleStream(
+            rate_in, rate_out, channels, dtype="float32", quality="HQ")
+
+    def __call__(self, waveform: np.ndarray, last: bool = False) -> np.ndarray:
+        waveform = np.ascontiguousarray(waveform, dtype=np.float32)
+        return waveform if self.stream is None else self.stream.resample_chunk(waveform, last=last)
+
+
+class _Aligner:
+    """Pairs the heads (which lag) with the mix samples they belong to; residual = mix - sum(heads)."""
+
+    def __init__(self, heads: tuple[str, ...], channels: int):
+        self.names, self.channels = heads, channels
+        self.mix: list[np.ndarray] = []
+        self.heads: dict[str, list[np.ndarray]] = {head: [] for head in heads}
+
+    def add_mix(self, block: np.ndarray) -> None:
+        self.mix.append(block.astype(np.float32, copy=False))
+
+    def add_heads(self, outputs: list[dict[str, np.ndarray]], picks: list[list[int]]) -> None:
+        """Scatter each group's output channels back to the input's channel positions."""
+        for head in self.names:
+            length = min(output[head].shape[0] for output in outputs)
+            waveform = np.zeros((length, self.channels), dtype=np.float32)
+            for output, picked in zip(outputs, picks):
+                for position, channel in enumerate(picked):
+                    if channel not in picked[:position]:  # a repeated channel: keep its first copy
+                        waveform[:, channel] = output[head][:length, position]
+            self.heads[head].append(waveform)
+
+    def take(self, final: bool = False) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        mix = _joined(self.mix, self.channels)
+        heads = {head: _joined(parts, self.channels) for head, parts in self.heads.items()}
+        if final:  # resampling rounds: the heads end up a sample or two short or long
+            heads = {head: _fit(waveform, mix.shape[0]) for head, waveform in heads.items()}
+        count = min(mix.shape[0], *(waveform.shape[0] for waveform in heads.values()))
+        self.mix = [mix[count:]]
+        self.heads = {head: [waveform[count:]] for head, waveform in heads.items()}
+        if count == 0:
+            return
+        out = {head: waveform[:count] for head, waveform in heads.items()}
+        yield mix[:count], {**out, RESIDUAL: mix[:count] - sum(out.values())}
+
+
+def _joined(parts: list[np.ndarray], channels: int) -> np.ndarray:
+    parts = [part for part in parts if part.shape[0]]
+    if not parts:
+        return np.zeros((0, channels), dtype=np.float32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _fit(waveform: np.ndarray, length: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from apache_beam.metrics.metric import MetricsFilter
 
-from beam_jobs import plots, separate, storage
+from beam_jobs import outputs, plots, progress, separate, storage
 from model.codec import decode, mux_stem_mp4
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -102,7 +102,7 @@ def test_manifest_has_one_line_per_good_track(first_run, model_dir):
         assert record["status"] == "ok" and record["model_version"] == version
         assert (record["sample_rate"], record["channels"]) == GOOD[record["track"]]
         assert record["duration_s"] == pytest.approx(record["samples"] / record["sample_rate"], abs=1e-3)
-        assert set(record["outputs"]) == {"vocals", "drums", "residual", "plot"}
+        assert set(record["outputs"]) == {"vocals", "drums", "residual", "plot", "track"}
         assert all(Path(path).is_file() for path in record["outputs"].values())
         assert json.loads((out / record["track"] / "track.json").read_text())["status"] == "ok"
     assert next(r for r in manifest if r["track"] == "multi")["input"].endswith("multi.stem.mp4")
@@ -129,7 +129,7 @@ def test_no_temporary_files_are_left(first_run):
     leftovers = [path for path in out.rglob("*") if path.name.startswith(".") or storage.PARTIAL in path.name]
     assert leftovers == []
     assert sorted(path.name for path in out.iterdir() if path.is_file()) == ["dead_letter.jsonl",
-                                                                             "manifest.jsonl"]
+                                                                             "manifest.jsonl", "summary.json"]
 
 
 def test_rerun_skips_done_tracks_and_force_redoes_them(first_run, inputs, model_dir):
@@ -173,11 +173,17 @@ def test_failed_atomic_write_leaves_nothing(tmp_path):
 
 
 def test_manifest_is_sorted_and_summarised(tmp_path):
-    records = [{"track": "b", "status": "ok", "duration_s": 2.5}, {"track": "a", "status": "skipped",
-                                                                   "duration_s": 9.0}]
-    line = separate.write_manifest(records, str(tmp_path), failures=[{"input": "x"}])
-    assert line == f"separate: 1 separated (2.5 s of audio), 1 skipped, 1 failed -> {tmp_path}"
+    import time
+
+    records = [{"track": "b", "status": "ok", "duration_s": 25.0}, {"track": "a", "status": "skipped",
+                                                                    "duration_s": 9.0}]
+    line = separate.write_manifest(records, str(tmp_path), failures=[{"input": "x"}], started=time.time() - 10)
+    assert line.startswith("separate: 1 separated (25.0 s of audio), 1 skipped, 1 failed in 10.")
+    assert line.endswith(f"(2.5x realtime) -> {tmp_path}")
     assert [r["track"] for r in _jsonl(tmp_path / "manifest.jsonl")] == ["a", "b"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["separated"], summary["skipped"], summary["failed"]) == (1, 1, 1)
+    assert summary["realtime_factor"] == pytest.approx(2.5, abs=0.05)
 
 
 def test_plot_of_silence_renders():
@@ -203,7 +209,7 @@ def test_object_storage_inputs_model_and_outputs(gcs_bucket, inputs, model_dir):
 
     names = sorted(m.path[len(out) + 1:] for m in FileSystems.match([out + "/**"])[0].metadata_list)
     assert names == ["dead_letter.jsonl", "manifest.jsonl", "stereo/drums.wav", "stereo/plot.png",
-                     "stereo/residual.wav", "stereo/track.json", "stereo/vocals.wav"]
+                     "stereo/residual.wav", "stereo/track.json", "stereo/vocals.wav", "summary.json"]
     manifest = [json.loads(line) for line in storage.read_text(f"{out}/manifest.jsonl").splitlines()]
     assert [(r["track"], r["status"], r["outputs"]["vocals"]) for r in manifest] == [
         ("stereo", "ok", f"{out}/stereo/vocals.wav")]
@@ -211,3 +217,78 @@ def test_object_storage_inputs_model_and_outputs(gcs_bucket, inputs, model_dir):
     assert [json.loads(line)["input"] for line in failures] == [f"{gcs_bucket}/songs/broken.wav"]
     with storage.staged_input(f"{out}/stereo/vocals.wav") as local:
         assert sf.info(local).frames == decode(inputs / "stereo.wav")[0].shape[0]
+
+
+def test_formats_templates_collisions_and_the_report(tmp_path, inputs, model_dir, capsys):
+    """mp3 at a chosen bitrate, named by a template; two tracks whose names differ only in case."""
+    songs = tmp_path / "songs"
+    (songs / "a").mkdir(parents=True)
+    (songs / "b").mkdir()
+    sf.write(songs / "a" / "Song.wav", _signal(1.0, 32000, 2, 8), 32000)
+    sf.write(songs / "b" / "song.wav", _signal(1.0, 32000, 2, 9), 32000)
+    out = tmp_path / "out"
+    argv = [str(inputs / "mono.flac"), str(songs / "*" / "*.wav"), "-o", str(out), "--model_dir", str(model_dir),
+            "--format", "mp3", "--bitrate", "96k", "--filename", "{stem}/{track}.{ext}"]
+    assert separate.main(argv) == 0
+    manifest = _jsonl(out / "manifest.jsonl")
+    assert [record["track"] for record in manifest] == ["Song", "mono"]
+    assert (manifest[1]["format"], manifest[1]["bitrate"]) == ("mp3", "96k")
+    for stem in ("vocals", "drums", "residual"):
+        decoded, rate = decode(out / stem / "mono.mp3")
+        assert rate == 22050 and decoded.shape[1] == 1 and abs(decoded.shape[0] - 26460) < 3000
+    assert (out / "plot" / "mono.png").read_bytes().startswith(PNG_MAGIC)
+    assert json.loads((out / "track" / "mono.json").read_text())["status"] == "ok"
+    [failure] = _jsonl(out / "dead_letter.jsonl")
+    assert failure["track"] == "song" and "already taken by track 'Song'" in failure["reason"]
+    printed = capsys.readouterr().out
+    assert f"{out}/vocals/mono.mp3" in printed and f"{out}/plot/mono.png" in printed
+    assert "failed: " in printed and printed.strip().splitlines()[-1].startswith("separate: 2 separated")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--filename", "../{track}/{stem}.{ext}"], "would not stay under the output prefix"),
+    (["--filename", "/{track}/{stem}.{ext}"], "would not stay under the output prefix"),
+    (["--filename", "{stem}.{ext}"], "must use each of"),
+    (["--filename", "{track}/{stem}.{ext}{bpm}"], "may only use"),
+    (["--format", "flac", "--subtype", "FLOAT"], "flac takes subtypes"),
+    (["--format", "mp3", "--bitrate", "loud"], "bitrate must look like"),
+])
+def test_bad_output_options_are_refused_before_anything_runs(capsys, extra, message):
+    with pytest.raises(SystemExit):
+        separate.parse_args(["x.wav", "-o", "out", *extra])
+    assert message in capsys.readouterr().err
+
+
+def test_track_names_cannot_leave_the_output_prefix():
+    settings = outputs.OutputSettings("/out")
+    assert outputs.track_files("a b", ("vocals",), settings)["vocals"] == "a b/vocals.wav"
+    for track in ("..", ".", "", "a\\b", "x\n"):
+        with pytest.raises(outputs.UnsafePath):
+            outputs.track_files(track, ("vocals",), settings)
+
+
+def test_progress_bar_counts_tracks_and_audio(capsys):
+    progress.advance(None, 3.0)  # no bar started: nothing happens
+    progress.start("run", total=2)
+    progress.advance("run", 90.0)
+    progress.advance("run", 30.0)
+    bar = progress._bars["run"]
+    assert (bar.n, bar.total, bar.audio_seconds) == (2, 2, 120.0)
+    progress.stop("run")
+    assert "2/2" in capsys.readouterr().err and "run" not in progress._bars
+
+
+def test_plot_summaries_are_bounded_and_do_not_depend_on_blocks():
+    waveform = np.random.default_rng(3).uniform(-0.5, 0.5, (2_000_003, 2)).astype(np.float32)
+    whole, blocked = plots.Summary(44100), plots.Summary(44100)
+    whole.add(waveform)
+    for start in range(0, len(waveform), 65536):
+        blocked.add(waveform[start:start + 65536])
+    for summary in (whole, blocked):
+        times, low, high = summary.envelope()
+        assert plots.COLUMNS <= len(low) <= 2 * plots.COLUMNS + 1
+        assert low.min() == waveform.mean(axis=1).min() and high.max() == waveform.mean(axis=1).max()
+    np.testing.assert_allclose(blocked.envelope()[1], whole.envelope()[1])
+    spec = blocked.spectrogram_db()
+    assert spec.shape[0] == plots.FREQUENCY_ROWS and spec.shape[1] <= 2 * plots.COLUMNS + 1
+    np.testing.assert_allclose(spec, whole.spectrogram_db(), atol=1e-3)

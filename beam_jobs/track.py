@@ -1,0 +1,127 @@
+"""One track, streamed end to end: decode blocks -> separate -> encode each stem -> plot -> record.
+
+Memory stays bounded whatever the song's length: audio flows through in blocks, stems are encoded as
+they come, and the plot is drawn from bounded summaries. Every output is written under a temporary
+name and renamed into place; the track's record is written last, so its presence means "done".
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from beam_jobs import outputs, storage
+from beam_jobs.outputs import OutputSettings
+
+BLOCK = 1 << 16
+
+
+class Stages:
+    """Adds up the seconds spent per stage and remembers the current one, so a failure can say where."""
+
+    def __init__(self) -> None:
+        self.current, self.started = "start", time.monotonic()
+        self.seconds: dict[str, float] = {}
+
+    def summary(self) -> dict[str, float]:
+        return {**{name: round(value, 3) for name, value in self.seconds.items()},
+                "total": round(time.monotonic() - self.started, 3)}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        outer, self.current, start = self.current, name, time.monotonic()
+        yield  # on an error `current` keeps naming the innermost stage, where it happened
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - start
+        self.current = outer
+
+    def timed(self, name: str, items: Iterable[Any]) -> Iterator[Any]:
+        """Iterate `items`, counting the time spent producing them as stage `name`."""
+        iterator = iter(items)
+        while True:
+            with self.stage(name):
+                item = next(iterator, StopIteration)
+            if item is StopIteration:
+                return
+            yield item
+
+
+def previous_record(separator: Any, track: str, settings: OutputSettings) -> dict | None:
+    """The stored record if this model version already produced every output the settings ask for."""
+    files = outputs.track_files(track, separator.stem_names, settings)
+    record_path = storage.join(settings.output, files[outputs.RECORD])
+    if not storage.exists(record_path):
+        return None
+    record = json.loads(storage.read_text(record_path))
+    if record.get("model_version") != separator.version or record.get("files") != files:
+        return None
+    if not all(storage.exists(path) for path in record.get("outputs", {}).values()):
+        return None
+    return record
+
+
+def separate_track(separator: Any, track: str, path: str, settings: OutputSettings,
+                   stages: Stages | None = None) -> dict:
+    """Separate one file into the outputs the settings name; returns the track's record."""
+    from beam_jobs.plots import Summary, render_summaries  # matplotlib: only where plots are drawn
+    from model.codec_blocks import AudioReader
+
+    stages = stages or Stages()
+    files = outputs.track_files(track, separator.stem_names, settings)
+    where = {name: storage.join(settings.output, file) for name, file in files.items()}
+    with contextlib.ExitStack() as staged, contextlib.ExitStack() as finish:
+        with stages.stage("decode"):
+            local = staged.enter_context(storage.staged_input(path))
+            reader = AudioReader(local, stream=0, block=BLOCK)  # stream 0 of a .stem.mp4 is the mixture
+        with stages.stage("write"):
+            writers = _open_writers(finish, where, separator.stem_names, reader, settings)
+        summaries = {name: Summary(reader.rate) for name in ("mix", *separator.stem_names)}
+        blocks = stages.timed("decode", reader)
+        for mix, stems in stages.timed("separate", separator.stream(blocks, reader.rate)):
+            _check_finite(stems)
+            with stages.stage("write"):
+                for name, waveform in stems.items():
+                    writers[name].write(waveform)
+            with stages.stage("plot"):
+                for name, waveform in {"mix": mix, **stems}.items():
+                    summaries[name].add(waveform)
+        with stages.stage("write"):
+            finish.close()  # encoders finish, files are renamed into place
+    _subtract(stages, "separate", "decode")
+    with stages.stage("plot"):
+        png = render_summaries(summaries, f"{track} ({separator.version})")
+        storage.write_bytes_atomic(where[outputs.PLOT], png)
+    record = {
+        "track": track, "input": path, "status": "ok", "duration_s": round(reader.samples / reader.rate, 3),
+        "sample_rate": reader.rate, "channels": reader.channels, "samples": reader.samples,
+        "stems": list(separator.stem_names), **settings.describe(), "model_version": separator.version,
+        "files": files, "outputs": where, "timings_s": stages.summary(),
+    }
+    storage.write_text_atomic(where[outputs.RECORD], json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _open_writers(stack: contextlib.ExitStack, where: dict[str, str], stems: tuple[str, ...],
+                  reader: Any, settings: OutputSettings) -> dict[str, Any]:
+    """One encoder per stem, each writing a temporary file that is renamed into place on success."""
+    from model.codec_blocks import AudioWriter
+
+    writers = {}
+    for name in stems:
+        local = stack.enter_context(storage.atomic_output(where[name]))
+        writers[name] = stack.enter_context(AudioWriter(local, reader.rate, reader.channels, settings.format,
+                                                        settings.subtype, settings.bitrate))
+    return writers
+
+
+def _check_finite(stems: dict[str, np.ndarray]) -> None:
+    bad = [name for name, waveform in stems.items() if not np.all(np.isfinite(waveform))]
+    if bad:
+        raise ValueError(f"separation produced NaN or Inf in {', '.join(bad)}")
+
+
+def _subtract(stages: Stages, outer: str, inner: str) -> None:
+    """Decoding happens inside the separator's loop: count its time once, under its own name."""
+    stages.seconds[outer] = stages.seconds.get(outer, 0.0) - stages.seconds.get(inner, 0.0)
