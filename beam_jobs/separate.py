@@ -28,6 +28,7 @@ from apache_beam.utils.shared import Shared
 from beam_jobs import outputs, progress, storage
 from beam_jobs.options import pipeline_options
 from beam_jobs.outputs import OutputSettings
+from reports.separation import write_separation_report
 
 DEAD_LETTER = "dead_letter"
 MANIFEST_FILE = "manifest.jsonl"
@@ -311,6 +312,8 @@ def run(argv: list[str] | None = None,
     finally:
         if run_id:
             progress.stop(run_id)
+    write_separation_report(storage.absolute(known.output), read_text=storage.read_text,
+                            write_text=storage.write_text_atomic)
     return result
 
 
@@ -329,6 +332,7 @@ def report(output: str, limit: int = 20) -> str:
     hidden = max(0, len(manifest) - limit) + max(0, len(failures) - limit)
     if hidden:
         lines.append(f"... and {hidden} more: see {storage.join(output, MANIFEST_FILE)} and {DEAD_LETTER_FILE}")
+    lines.append(f"report: {storage.join(output, 'index.html')}")
     lines.append(summary_line(json.loads(storage.read_text(storage.join(output, SUMMARY_FILE)))))
     return "\n".join(lines)
 

@@ -128,8 +128,8 @@ def test_no_temporary_files_are_left(first_run):
     out, _ = first_run
     leftovers = [path for path in out.rglob("*") if path.name.startswith(".") or storage.PARTIAL in path.name]
     assert leftovers == []
-    assert sorted(path.name for path in out.iterdir() if path.is_file()) == ["dead_letter.jsonl",
-                                                                             "manifest.jsonl", "summary.json"]
+    assert sorted(path.name for path in out.iterdir() if path.is_file()) == [
+        "dead_letter.jsonl", "index.html", "manifest.jsonl", "summary.json"]
 
 
 def test_rerun_skips_done_tracks_and_force_redoes_them(first_run, inputs, model_dir):
@@ -208,8 +208,9 @@ def test_object_storage_inputs_model_and_outputs(gcs_bucket, inputs, model_dir):
     separate.run([f"{gcs_bucket}/songs/*.wav", "-o", out, "--model_dir", f"{gcs_bucket}/model"])
 
     names = sorted(m.path[len(out) + 1:] for m in FileSystems.match([out + "/**"])[0].metadata_list)
-    assert names == ["dead_letter.jsonl", "manifest.jsonl", "stereo/drums.wav", "stereo/plot.png",
-                     "stereo/residual.wav", "stereo/track.json", "stereo/vocals.wav", "summary.json"]
+    assert names == ["dead_letter.jsonl", "index.html", "manifest.jsonl", "stereo/drums.wav", "stereo/plot.png",
+                     "stereo/residual.wav", "stereo/track.html", "stereo/track.json", "stereo/vocals.wav",
+                     "summary.json"]
     manifest = [json.loads(line) for line in storage.read_text(f"{out}/manifest.jsonl").splitlines()]
     assert [(r["track"], r["status"], r["outputs"]["vocals"]) for r in manifest] == [
         ("stereo", "ok", f"{out}/stereo/vocals.wav")]
