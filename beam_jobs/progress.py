@@ -1,26 +1,26 @@
 """A progress bar for local runs: tracks done out of the total, with the audio time separated.
 
-Only where stderr is a terminal (a log file or CI stays quiet), and only with in-process workers: the
-DoFn threads of a local run share this module's bar through `advance(run_id, ...)`.
+Shown under the same rule as every bar of the product (`atsep.progress`: only where stderr is a
+terminal), and only with in-process workers: the DoFn threads of a local run share this module's bar
+through `advance(run_id, ...)`.
 """
 from __future__ import annotations
 
-import sys
 import threading
+
+from atsep.progress import enabled, progress
 
 _bars: dict = {}
 _lock = threading.Lock()
 
 
 def wanted() -> bool:
-    return sys.stderr.isatty()
+    return enabled()
 
 
 def start(run_id: str, total: int) -> None:
-    from tqdm import tqdm
-
     with _lock:
-        _bars[run_id] = tqdm(total=total, unit="track", desc="separate", dynamic_ncols=True, file=sys.stderr)
+        _bars[run_id] = progress(total=total, desc="separate", unit="track")
         _bars[run_id].audio_seconds = 0.0
 
 

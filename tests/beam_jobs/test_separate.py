@@ -268,7 +268,8 @@ def test_track_names_cannot_leave_the_output_prefix():
             outputs.track_files(track, ("vocals",), settings)
 
 
-def test_progress_bar_counts_tracks_and_audio(capsys):
+def test_progress_bar_counts_tracks_and_audio(capsys, monkeypatch):
+    monkeypatch.setenv("ATSEP_PROGRESS", "1")  # draw although stderr is captured, not a terminal
     progress.advance(None, 3.0)  # no bar started: nothing happens
     progress.start("run", total=2)
     progress.advance("run", 90.0)
