@@ -2,13 +2,14 @@
 
 <checkpoint_dir>/backup/                 Keras BackupAndRestore: model + optimizer state, last epoch done
 <checkpoint_dir>/epoch-NNN.weights.h5    the U-Net's weights after epoch NNN (1-based), to export the best
-<checkpoint_dir>/history.csv             one row per epoch (appended across restarts)
+<checkpoint_dir>/history.csv             one row per epoch (appended across restarts), with epoch_s
 """
 from __future__ import annotations
 
 import importlib.util
 import json
 import tempfile
+import time
 
 import keras
 
@@ -43,11 +44,24 @@ class EpochWeights(keras.callbacks.Callback):
         self.unet.save_weights(epoch_weights_path(self.checkpoint_dir, epoch + 1))
 
 
+class EpochTime(keras.callbacks.Callback):
+    """Logs epoch_s, the wall time of the epoch (training, validation and validation SDR)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["epoch_s"] = round(time.monotonic() - self.started, 1)
+
+
 def build_callbacks(unet: keras.Model, checkpoint_dir: str, tensorboard_dir: str, monitor: str | None,
-                    patience: int, chief: bool = True) -> list[keras.callbacks.Callback]:
-    """Callbacks in the order they must run at an epoch's end: the backup last, so a restart
-    never skips an epoch whose weights or history row were not written."""
-    callbacks = []
+                    patience: int, chief: bool = True, first: list[keras.callbacks.Callback] = (),
+                    mode: str = "min") -> list[keras.callbacks.Callback]:
+    """Callbacks in the order they must run at an epoch's end: `first` (metrics added to the logs,
+    e.g. validation SDR) before the loggers, the backup last, so a restart never skips an epoch whose
+    weights or history row were not written. `mode`: whether `monitor` is better "min" or "max"."""
+    callbacks = [*first, EpochTime()]
     if chief:
         callbacks += [EpochWeights(unet, checkpoint_dir),
                       keras.callbacks.CSVLogger(paths.join(checkpoint_dir, HISTORY_FILE), append=True)]
@@ -56,7 +70,7 @@ def build_callbacks(unet: keras.Model, checkpoint_dir: str, tensorboard_dir: str
         else:
             print("tensorboard is not installed: no TensorBoard logs")
     if monitor:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, verbose=1))
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, verbose=1))
     callbacks.append(keras.callbacks.BackupAndRestore(_backup_dir(checkpoint_dir, chief), delete_checkpoint=False))
     return callbacks
 

@@ -33,6 +33,11 @@ def find_shards(data_dir: str, split: str) -> list[str]:
 
 def training_dataset(data_dir: str, config: Config, split: str = "train") -> tf.data.Dataset:
     """Endless shuffled, remixed, augmented batches of `config.training.batch_size`."""
+    return _features(training_waveforms(data_dir, config, split), config)
+
+
+def training_waveforms(data_dir: str, config: Config, split: str = "train") -> tf.data.Dataset:
+    """The same batches as waveforms [batch, stems, segment, channels] (STEMS order, mixture first)."""
     files = _require_shards(data_dir, split)
     heads = _check_heads(config)
     segment, channels = segment_samples(config), config.audio.channels
@@ -46,11 +51,17 @@ def training_dataset(data_dir: str, config: Config, split: str = "train") -> tf.
                 .unbatch()
                 .map(_augment, num_parallel_calls=AUTOTUNE)
                 .map(_with_mixture, num_parallel_calls=AUTOTUNE))
-    return _features(examples.batch(config.training.batch_size, drop_remainder=True), config)
+    return examples.batch(config.training.batch_size, drop_remainder=True)
 
 
 def validation_dataset(data_dir: str, config: Config, split: str = "valid") -> tf.data.Dataset | None:
     """The split's real mixtures in fixed, non-overlapping crops; None when the split has no records."""
+    crops = validation_crops(data_dir, config, split)
+    return _features(crops, config) if crops is not None else None
+
+
+def validation_crops(data_dir: str, config: Config, split: str = "valid") -> tf.data.Dataset | None:
+    """Batches [batch, stems, segment, channels] (STEMS order) of the split's fixed crops; None if empty."""
     files = find_shards(data_dir, split)
     if not files:
         return None
@@ -66,7 +77,7 @@ def validation_dataset(data_dir: str, config: Config, split: str = "valid") -> t
     batch = config.training.batch_size
     # Keras 3.15 miscounts per-head losses (val_vocals_loss, ...) on datasets of unknown length
     batches = -(-crops // batch)
-    return _features(examples.batch(batch).apply(tf.data.experimental.assert_cardinality(batches)), config)
+    return examples.batch(batch).apply(tf.data.experimental.assert_cardinality(batches)).cache()
 
 
 def _require_shards(data_dir: str, split: str) -> list[str]:

@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", default="out/eval", help="folder for the JSON and Markdown results")
     parser.add_argument("--targets", nargs="+", default=None, metavar="STEM",
                         help="stems to report (default: the model's heads and the residual)")
+    parser.add_argument("--reference_scores", metavar="DIR",
+                        help="an earlier evaluation's output folder: reuse its mixture and oracle scores of "
+                             "the same songs (they do not depend on the model) instead of recomputing them")
     return parser.parse_args(argv)
 
 
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         summary = evaluate(args.root, args.model_dir, args.split, args.output, args.tracks,
-                           targets=args.targets)
+                           targets=args.targets, reference_scores=args.reference_scores)
     except (ValueError, OSError) as error:  # no songs, unknown targets, no model folder
         log.error("%s", error)
         return 1
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def evaluate(root: str, model_dir: str, split: str, output: str, tracks: list[str] | None = None,
-             *, targets: list[str] | None = None) -> dict:
+             *, targets: list[str] | None = None, reference_scores: str | None = None) -> dict:
     """Score the model, the mixture and the oracle on `split` of `root`; write and return the summary.
 
     summary["scores"][method][target][metric] is the median over songs in dB (NaN where no song could
@@ -100,7 +103,8 @@ def evaluate(root: str, model_dir: str, split: str, output: str, tracks: list[st
     for number, track in enumerate(chosen, 1):
         started = time.monotonic()
         try:
-            per_track[track.name] = evaluate_track(track, separator, heads)
+            reused = _reference_scores(reference_scores, track.name, heads)
+            per_track[track.name] = evaluate_track(track, separator, heads, reused)
         except (TrackError, DecodeError) as error:
             log.warning("skipping %s: %s", track.name, error)
             skipped[track.name] = str(error)
@@ -141,20 +145,36 @@ def _check_targets(targets: list[str] | None, heads: tuple[str, ...]) -> tuple[s
     return tuple(targets) if targets else stems
 
 
-def evaluate_track(track: Track, separator, heads: tuple[str, ...]) -> dict[str, Scores]:
-    """Per-method, per-stem medians over frames for one song; raises TrackError if it cannot be scored."""
+def _reference_scores(folder: str | None, track: str, heads: tuple[str, ...]) -> dict[str, Scores]:
+    """The mixture and oracle scores an earlier evaluation wrote for this song and these stems, if any."""
+    path = Path(folder) / "tracks" / f"{track}.json" if folder else None
+    if path is None or not path.is_file():
+        return {}
+    scores = json.loads(path.read_text()).get("scores", {})
+    stems = {*heads, RESIDUAL}
+    return {method: {stem: {metric: math.nan if value is None else value for metric, value in values.items()}
+                     for stem, values in scores[method].items()}
+            for method in ("mixture", "oracle") if method in scores and set(scores[method]) == stems}
+
+
+def evaluate_track(track: Track, separator, heads: tuple[str, ...],
+                   reused: dict[str, Scores] | None = None) -> dict[str, Scores]:
+    """Per-method, per-stem medians over frames for one song (methods in `reused` are taken as given);
+    raises TrackError if it cannot be scored."""
     stems, rate = load_track(track)
     missing = sorted(set(heads) - set(stems))
     if missing:
         raise TrackError(f"no reference for the model's heads {missing}")
     mix = stems[MIXTURE]
     references = reference_stems(stems, heads)
+    reused = reused or {}
     estimates = {
-        "model": separator.separate(mix, rate),
-        "mixture": {target: mix for target in references},
-        "oracle": oracle_irm(stems, heads, ORACLE_N_FFT, ORACLE_HOP),
+        "model": lambda: separator.separate(mix, rate),
+        "mixture": lambda: {target: mix for target in references},
+        "oracle": lambda: oracle_irm(stems, heads, ORACLE_N_FFT, ORACLE_HOP),
     }
-    return {method: score(references, estimates[method], rate) for method in METHODS}
+    return {method: reused[method] if method in reused else score(references, estimates[method](), rate)
+            for method in METHODS}
 
 
 def reference_stems(stems: dict[str, np.ndarray], heads: tuple[str, ...]) -> dict[str, np.ndarray]:

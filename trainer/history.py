@@ -57,16 +57,17 @@ def write_history(path: str, rows: list[dict[str, float]]) -> None:
         handle.write(buffer.getvalue())
 
 
-def best_row(rows: list[dict[str, float]], monitor: str) -> dict[str, float] | None:
-    """The row with the lowest `monitor`; the last row when no row has it."""
+def best_row(rows: list[dict[str, float]], monitor: str, mode: str = "min") -> dict[str, float] | None:
+    """The row with the lowest (mode "min") or highest ("max") `monitor`; the last row when no row has it."""
     scored = [row for row in rows if math.isfinite(row.get(monitor, math.nan))]
     if scored:
-        return min(scored, key=lambda row: row[monitor])
+        pick = max if mode == "max" else min
+        return pick(scored, key=lambda row: row[monitor])
     return rows[-1] if rows else None
 
 
 def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path: str) -> None:
-    """One panel per head (and the total): training and validation L1 loss per epoch."""
+    """One panel per head (and the total): training and validation L1 loss per epoch; then validation SDR."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,7 +75,11 @@ def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path:
     from matplotlib.ticker import MaxNLocator
 
     names = [f"{head}_loss" for head in heads] + ["loss"]
-    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    sdr_panel = any("val_sdr" in row for row in rows)
+    figure, axes = plt.subplots(1, len(names) + sdr_panel, figsize=(4 * (len(names) + sdr_panel), 3.2),
+                                squeeze=False)
+    if sdr_panel:
+        _plot_sdr(axes[0][-1], rows, heads)
     epochs = [row["epoch"] + 1 for row in rows]
     for axis, name in zip(axes[0], names):
         for key, label in ((name, "train"), (f"val_{name}", "valid")):
@@ -92,3 +97,17 @@ def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path:
     plt.close(figure)
     with paths.open_file(out_path, "wb") as handle:
         handle.write(buffer.getvalue())
+
+
+def _plot_sdr(axis, rows: list[dict[str, float]], heads: tuple[str, ...]) -> None:
+    """Validation SDR per head (the proxy of trainer/validation.py), higher is better."""
+    from matplotlib.ticker import MaxNLocator
+
+    for key in [f"val_sdr_{head}" for head in heads] + ["val_sdr"]:
+        points = [(row["epoch"] + 1, row[key]) for row in rows if key in row]
+        if points:
+            axis.plot(*zip(*points), marker="o", label=key.replace("val_sdr_", "") if key != "val_sdr" else "mean")
+    axis.set(title="validation SDR (proxy)", xlabel="epoch", ylabel="dB")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.legend()
+    axis.grid(alpha=0.3)

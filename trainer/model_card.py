@@ -42,6 +42,9 @@ def _terms(data: dict[str, Any]) -> str:
 def _split_lines(info: dict[str, Any]) -> list[str]:
     lines = [f"- {split}: " + ", ".join(f"{count} {name}" for name, count in counts.items())
              for split, counts in split_sizes(info).items() if counts]
+    if split_sizes(info).get("valid"):
+        lines.append("- the valid songs are never trained on: they only select the exported epoch (val_sdr) "
+                     "and stop training early")
     return lines + [f"- audio: {info.get('sample_rate', '?')} Hz, {info.get('channels', '?')} channels"]
 
 
@@ -51,15 +54,32 @@ def _architecture(config: Config) -> str:
             f"{'/'.join(map(str, net.filters))} filters, {net.kernel}x{net.kernel} kernels, dropout "
             f"{net.dropout}; input |STFT| of {net.patch_frames} frames x {stft.bins} bins x "
             f"{config.audio.channels} channels at {config.audio.sample_rate} Hz (n_fft {stft.n_fft}, hop "
-            f"{stft.hop}); a softmax over the heads and the residual gives one ratio mask per head.")
+            f"{stft.hop}); a softmax over the heads and the residual gives one ratio mask per head."
+            f"{_filtering(config)}")
+
+
+def _schedule(config: Config) -> str:
+    half_life = config.training.lr_half_life_steps
+    return f"halving every {half_life} steps" if half_life > 0 else "on a cosine decay"
+
+
+def _filtering(config: Config) -> str:
+    iterations = config.separator.wiener_iterations
+    if iterations > 0:
+        return (f" At separation the masks seed {iterations} EM iteration(s) of a multichannel Wiener filter "
+                "(norbert).")
+    return ""
 
 
 def _training_lines(config: Config, best: dict[str, float] | None, epochs_run: int) -> list[str]:
     training = config.training
     lines = [f"- {epochs_run} of up to {training.epochs} epochs x {training.steps_per_epoch} steps, batch "
-             f"{training.batch_size}; Adam, learning rate {training.learning_rate} on a cosine decay; L1 loss "
+             f"{training.batch_size}; Adam, learning rate {training.learning_rate} {_schedule(config)}; L1 loss "
              "on mask x mix magnitude per head; stems remixed across songs, random gains and channel swaps"]
     if best:
         losses = ", ".join(f"{key} {value:.5f}" for key, value in best.items() if key.endswith("loss"))
-        lines.append(f"- exported epoch {int(best['epoch']) + 1}: {losses}")
+        sdrs = ", ".join(f"{key} {value:.2f} dB" for key, value in best.items() if key.startswith("val_sdr"))
+        lines.append(f"- exported epoch {int(best['epoch']) + 1} (highest val_sdr): {losses}")
+        if sdrs:
+            lines.append(f"- validation SDR (a proxy at the model's rate, see trainer/validation.py): {sdrs}")
     return lines

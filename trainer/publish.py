@@ -17,13 +17,13 @@ from trainer.history import CURVES_FILE, HISTORY_FILE, best_row, plot_history, r
 from trainer.model_card import render_model_card
 from trainer.training import TrainedRun
 
-HYPERTUNE_METRIC = "val_loss"
+HYPERTUNE_METRIC = "val_sdr"  # the tuning job's metric tag: maximise it
 
 
 def publish(run: TrainedRun, config: Config, dirs: paths.RunDirs, data: dict[str, Any]) -> str:
     """Export to dirs.model_dir (staged locally when it is remote); returns the model folder."""
     rows = read_history(paths.join(dirs.checkpoint_dir, HISTORY_FILE))
-    best = best_row(rows, run.monitor) if run.monitor else (rows[-1] if rows else None)
+    best = best_row(rows, run.monitor, run.mode) if run.monitor else (rows[-1] if rows else None)
     weights = callbacks.epoch_weights_path(dirs.checkpoint_dir, int(best["epoch"]) + 1) if best else None
     if weights and paths.exists(weights):
         run.unet.load_weights(weights)

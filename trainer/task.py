@@ -4,7 +4,8 @@
 
 The config starts from defaults (or --config) with the flags below applied on top. A run started again
 with the same --checkpoint_dir continues after its last completed epoch (after a kill, or with a larger
---epochs); delete that folder to start over. The export is the epoch with the lowest val_loss. On Vertex AI
+--epochs); delete that folder to start over. The export is the epoch with the highest validation SDR
+(val_sdr, see trainer/validation.py). On Vertex AI
 the AIP_MODEL_DIR, AIP_CHECKPOINT_DIR and AIP_TENSORBOARD_LOG_DIR variables stand in for missing flags.
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{flag}", type=kind, help=f"overrides {OVERRIDES[flag].replace('__', '.')}")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"), default="default",
                         help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
-    parser.add_argument("--patience", type=int, default=5, help="epochs without a better val_loss before stopping")
+    parser.add_argument("--patience", type=int, default=5, help="epochs without a better val_sdr before stopping")
     parser.add_argument("--data_description", default="",
                         help="what the records were made from, for MODEL_CARD.md")
     return parser.parse_args(argv)

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from model.config import CONFIG_FILE, Config
-from trainer import callbacks, data, network, paths
+from trainer import callbacks, data, network, paths, validation
 from trainer.history import HISTORY_FILE, trim_history
 
 RESTART_SECTIONS = ("audio", "stft", "network")  # what a restart must share with the backed-up run
@@ -22,8 +22,9 @@ class RestartError(ValueError):
 @dataclasses.dataclass
 class TrainedRun:
     unet: keras.Model
-    monitor: str | None  # "val_loss", or None without a validation split
+    monitor: str | None  # "val_sdr", or None without a validation split
     chief: bool
+    mode: str = "max"  # the monitor is better when higher (SDR) or lower ("min", a loss)
 
 
 def train(data_dir: str, config: Config, dirs: paths.RunDirs, strategy: str = "default",
@@ -37,15 +38,17 @@ def train(data_dir: str, config: Config, dirs: paths.RunDirs, strategy: str = "d
     keras.utils.set_random_seed(config.training.seed + initial_epoch)
     train_data = data.training_dataset(data_dir, config)
     valid_data = data.validation_dataset(data_dir, config)
+    valid_crops = data.validation_crops(data_dir, config)
     with distribution.scope():
         model, unet = network.build_training_model(config)
         network.compile_model(model, config, config.training.epochs * config.training.steps_per_epoch)
-    monitor = "val_loss" if valid_data is not None else None
+    monitor = validation.MONITOR if valid_crops is not None else None
+    first = [validation.ValidationSdr(unet, valid_crops, config)] if valid_crops is not None else []
     model.fit(train_data, validation_data=valid_data, epochs=config.training.epochs,
               steps_per_epoch=config.training.steps_per_epoch, shuffle=False, verbose=2,
               callbacks=callbacks.build_callbacks(unet, dirs.checkpoint_dir, dirs.tensorboard_dir, monitor,
-                                                  patience, chief))
-    return TrainedRun(unet, monitor, chief)
+                                                  patience, chief, first=first, mode="max"))
+    return TrainedRun(unet, monitor, chief, mode="max")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

@@ -158,3 +158,19 @@ def test_parse_args_defaults_and_unknown_targets(songs, model_dir, tmp_path):
         ("models/default", "valid", "out/eval", None, None)
     with pytest.raises(ValueError, match="unknown targets"):
         ev.evaluate(str(songs), str(model_dir), "test", str(tmp_path / "x"), targets=["bass"])
+
+
+def test_reference_scores_of_an_earlier_run_are_reused(songs, model_dir, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert ev.main([str(songs), "--model_dir", str(model_dir), "--split", "test", "--output", str(first),
+                    "--tracks", "Song A"]) == 0
+    path = first / "tracks" / "Song A.json"
+    earlier = json.loads(path.read_text())
+    earlier["scores"]["oracle"]["drums"]["SDR"] = 123.0  # a marker no scoring could produce
+    path.write_text(json.dumps(earlier))
+    assert ev.main([str(songs), "--model_dir", str(model_dir), "--split", "test", "--output", str(second),
+                    "--tracks", "Song A", "--reference_scores", str(first)]) == 0
+    song_a = json.loads((second / "tracks" / "Song A.json").read_text())["scores"]
+    assert song_a["oracle"]["drums"]["SDR"] == 123.0  # reused, not recomputed
+    assert song_a["mixture"] == earlier["scores"]["mixture"]
+    assert song_a["model"]["drums"]["SDR"] == pytest.approx(earlier["scores"]["model"]["drums"]["SDR"], abs=1e-6)

@@ -83,6 +83,21 @@ def test_per_head_losses_are_logged_and_add_up(trained):
             assert heads == pytest.approx(row[f"{prefix}loss"], rel=1e-4)
 
 
+def test_validation_sdr_and_epoch_time_are_logged_and_select_the_export(trained):
+    import math
+
+    from trainer.history import HISTORY_FILE, read_history
+
+    rows = read_history(str(trained["model"] / HISTORY_FILE))
+    for row in rows:
+        assert math.isfinite(row["val_sdr_vocals"]) and math.isfinite(row["val_sdr_drums"])
+        assert row["val_sdr"] == pytest.approx((row["val_sdr_vocals"] + row["val_sdr_drums"]) / 2, abs=1e-4)
+        assert row["epoch_s"] > 0
+    best = max(rows, key=lambda row: row["val_sdr"])
+    card = (trained["model"] / "MODEL_CARD.md").read_text()
+    assert f"exported epoch {best['epoch'] + 1} (highest val_sdr)" in card and "val_sdr_vocals" in card
+
+
 def test_exported_model_separates_a_waveform(trained):
     from model.separator import Separator
 
