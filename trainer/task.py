@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from model.config import CONFIG_FILE, Config
 from trainer import paths
@@ -48,9 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> Config:
     config = Config()
-    if args.config:
-        source = Path(args.config)
-        config = Config.load(source) if source.is_dir() else Config.from_json(source.read_text())
+    if args.config:  # a config.json or a folder holding one, local or gs://
+        in_folder = paths.join(args.config, CONFIG_FILE)
+        with paths.open_file(in_folder if paths.exists(in_folder) else args.config) as handle:
+            config = Config.from_json(handle.read())
     overrides = {key: getattr(args, flag) for flag, key in OVERRIDES.items() if getattr(args, flag) is not None}
     return config.replace(**overrides) if overrides else config
 
