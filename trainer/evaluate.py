@@ -30,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from atsep.progress import progress
 from model import dsp
 from model.codec import DecodeError
 from model.config import RESIDUAL, Config
 from model.tracks import MIXTURE, Track, TrackError, find_tracks, load_track
+from reports.evaluation import write_evaluation_report
 
 METHODS = ("model", "mixture", "oracle")
 METRICS = ("SDR", "SIR", "SAR", "ISR")
@@ -100,7 +102,7 @@ def evaluate(root: str, model_dir: str, split: str, output: str, tracks: list[st
     out = Path(output)
     (out / "tracks").mkdir(parents=True, exist_ok=True)
     per_track, skipped = {}, {}
-    for number, track in enumerate(chosen, 1):
+    for number, track in enumerate(progress(chosen, desc="evaluate", unit="track"), 1):
         started = time.monotonic()
         try:
             reused = _reference_scores(reference_scores, track.name, heads)
@@ -122,6 +124,7 @@ def evaluate(root: str, model_dir: str, split: str, output: str, tracks: list[st
     (out / "summary.md").write_text(f"{format_table(summary['scores'], targets, markdown=True)}\n\n"
                                     f"{LEGEND} {len(per_track)} track(s) of split `{split}`, "
                                     f"model `{separator.version}`.\n")
+    write_evaluation_report(str(out))
     return summary
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from model.config import Config
 from model.export import export_model
+from reports.training import write_training_report
 from trainer import callbacks, paths
 from trainer.history import CURVES_FILE, HISTORY_FILE, best_row, plot_history, read_history, write_history
 from trainer.model_card import render_model_card
@@ -45,6 +46,7 @@ def _write_extras(model_dir: str, rows: list[dict[str, float]], config: Config, 
     if rows:
         write_history(paths.join(model_dir, HISTORY_FILE), rows)
         plot_history(rows, config.network.heads, paths.join(model_dir, CURVES_FILE))
+        write_training_report(model_dir)
     with paths.open_file(paths.join(model_dir, "MODEL_CARD.md"), "w") as handle:
         handle.write(render_model_card(config, data, best, len(rows)))
 

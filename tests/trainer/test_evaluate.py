@@ -83,6 +83,8 @@ def test_evaluate_writes_model_mixture_and_oracle_scores(songs, model_dir, tmp_p
     assert "vocals SDR" in table and "oracle" in table
     markdown = (out / "summary.md").read_text()
     assert markdown.startswith("| method | vocals SDR |") and "| mixture |" in markdown
+    page = (out / "index.html").read_text()
+    assert "oracle" in page and "<svg" in page  # the evaluation's HTML report, with its charts
 
 
 def test_score_matches_museval_evaluate_directly():

@@ -114,6 +114,7 @@ def test_exported_model_separates_a_waveform(trained):
 def test_model_folder_has_curves_history_and_card(trained):
     model = trained["model"]
     assert (model / "training_curves.png").read_bytes().startswith(b"\x89PNG")
+    assert "vocals" in (model / "report.html").read_text()  # the training run's HTML report
     card = (model / "MODEL_CARD.md").read_text()
     assert "generated sine patches" in card and "MUSDB18" in card and "non-commercial" in card
     assert "exported epoch" in card and "val_vocals_loss" in card
