@@ -8,6 +8,7 @@ import os
 import keras
 import tensorflow as tf
 
+from atsep.progress import enabled as progress_enabled
 from model.config import CONFIG_FILE, Config
 from trainer import callbacks, data, network, paths, validation
 from trainer.history import HISTORY_FILE, trim_history
@@ -45,7 +46,8 @@ def train(data_dir: str, config: Config, dirs: paths.RunDirs, strategy: str = "d
     monitor = validation.MONITOR if valid_crops is not None else None
     first = [validation.ValidationSdr(unet, valid_crops, config)] if valid_crops is not None else []
     model.fit(train_data, validation_data=valid_data, epochs=config.training.epochs,
-              steps_per_epoch=config.training.steps_per_epoch, shuffle=False, verbose=2,
+              steps_per_epoch=config.training.steps_per_epoch, shuffle=False,
+              verbose=1 if progress_enabled() else 2,  # a live bar on a terminal, a line per epoch in logs
               callbacks=callbacks.build_callbacks(unet, dirs.checkpoint_dir, dirs.tensorboard_dir, monitor,
                                                   patience, chief, first=first, mode="max"))
     return TrainedRun(unet, monitor, chief, mode="max")
