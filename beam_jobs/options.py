@@ -1,7 +1,11 @@
-"""Pipeline options shared by the Beam jobs."""
+"""Pipeline options, and the input limits options, shared by the Beam jobs."""
 from __future__ import annotations
 
+import argparse
+
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
+
+from model.limits import Limits
 
 # Beam's DirectRunner first tries to download the Prism runner; FnApiRunner is the same local
 # portable runner without that step (this workplace, like many CI machines, has no route to it).
@@ -20,3 +24,18 @@ def pipeline_options(pipeline_args: list[str]) -> PipelineOptions:
             options.view_as(DirectOptions).direct_running_mode = "multi_threading"
             options.view_as(DirectOptions).direct_num_workers = 0
     return options
+
+
+def add_limit_args(parser: argparse.ArgumentParser, defaults: Limits) -> None:
+    """--max_seconds, --max_channels, --max_sample_rate: inputs beyond them become dead letters, refused
+    from their metadata before decoding (so a header claiming hours costs milliseconds, not memory)."""
+    parser.add_argument("--max_seconds", type=float, default=defaults.max_seconds,
+                        help="refuse songs longer than this (seconds; declared or decoded)")
+    parser.add_argument("--max_channels", type=int, default=defaults.max_channels, help="refuse wider songs")
+    parser.add_argument("--max_sample_rate", type=int, default=defaults.max_sample_rate,
+                        help="refuse songs sampled faster (Hz)")
+
+
+def limits_of(args: argparse.Namespace) -> Limits:
+    return Limits(max_seconds=args.max_seconds, max_channels=args.max_channels,
+                  max_sample_rate=args.max_sample_rate)

@@ -73,6 +73,20 @@ def track_files(track: str, stems: tuple[str, ...], settings: OutputSettings) ->
     return files
 
 
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name; leave room for suffixes and temp names
+
+
+def safe_name(name: str) -> str:
+    """A track name usable as one path part: separators and control characters become `_`, a name of
+    dots or a leading dot (hidden, or `..`) gets a `_` in front, and long names are cut (at a character
+    boundary). Unicode, spaces and quotes are kept: object stores and file systems take them."""
+    name = "".join("_" if char in "/\\" or ord(char) < 32 or ord(char) == 127 else char for char in name)
+    if not name or name.startswith("."):
+        name = "_" + name
+    encoded = name.encode("utf-8")[:MAX_NAME_BYTES]
+    return encoded.decode("utf-8", errors="ignore")
+
+
 def safe_relative(path: str) -> str:
     """The path itself if it names a file strictly under the output prefix; UnsafePath otherwise."""
     parts = path.split("/")

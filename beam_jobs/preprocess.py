@@ -19,7 +19,7 @@ from apache_beam.io import fileio
 from apache_beam.metrics.metric import MetricsFilter
 
 from beam_jobs import storage
-from beam_jobs.options import pipeline_options
+from beam_jobs.options import add_limit_args, limits_of, pipeline_options
 from beam_jobs.preprocess_shards import (
     COMPRESSIONS, DATASET_FILE, WriteShards, write_dataset, write_dead_letters)
 from beam_jobs.preprocess_stats import MagnitudeStats, mixture_partial
@@ -27,9 +27,13 @@ from beam_jobs.preprocess_tracks import (
     DEAD, NAMESPACE, DecodeTrack, EncodePatch, ValidateSong, count_failed, cut_patches, file_path,
     group_tracks, in_split, resample_song, summarize)
 from model.config import CONFIG_FILE, Config
+from model.limits import Limits
 from model.tracks import MUSDB_STREAMS, MUSDB_VALIDATION_TRACKS
 
 STATS_SPLIT = "train"  # normalisation statistics come from training songs only
+# whole songs are held in memory here (every stem, float32), so the default length cap is shorter than
+# the separation job's: 30 min of 44.1 kHz stereo is ~1.3 GB for a five-stem track
+LIMITS = Limits(max_seconds=1800.0)
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -46,6 +50,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
                         help="override audio.sample_rate (0: keep the config's)")
     parser.add_argument("--shard_mb", type=float, default=64.0, help="target shard size in MiB")
     parser.add_argument("--compression", choices=sorted(COMPRESSIONS), default="none")
+    add_limit_args(parser, LIMITS)
     return parser.parse_known_args(argv)
 
 
@@ -71,7 +76,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config) -> 
               | "CollectPaths" >> beam.combiners.ToList()
               | "FindTracks" >> beam.FlatMap(group_tracks, root, tuple(validation))
               | "Reshuffle" >> beam.Reshuffle())
-    decoded = tracks | "Decode" >> beam.ParDo(DecodeTrack()).with_outputs(DEAD, main="songs")
+    decoded = tracks | "Decode" >> beam.ParDo(DecodeTrack(limits_of(args))).with_outputs(DEAD, main="songs")
     valid = decoded.songs | "Validate" >> beam.ParDo(ValidateSong(config.audio.channels)).with_outputs(
         DEAD, main="songs")
     songs = valid.songs | "Resample" >> beam.Map(resample_song, rate)

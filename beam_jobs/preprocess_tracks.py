@@ -17,6 +17,7 @@ import numpy as np
 
 from beam_jobs import storage
 from model import codec, dsp
+from model.limits import Limits, check_complete
 from model.tracks import MIXTURE, MUSDB_STREAMS, Track, TrackError, find_tracks, load_track
 
 DEAD = "dead"
@@ -66,12 +67,16 @@ def group_tracks(paths: list[str], root: str, validation: tuple[str, ...]) -> li
 
 
 class DecodeTrack(beam.DoFn):
-    """Stage a track's files locally and decode its stems; undecodable tracks become dead letters."""
+    """Stage a track's files locally, check them against the limits and decode their stems; bad tracks
+    (undecodable, cut short, too long or wide for the limits) become dead letters."""
+
+    def __init__(self, limits: Limits = Limits()):
+        self._limits = limits
 
     def process(self, track: Track) -> Iterator:
         try:
-            stems, rate = _load_staged(track)
-        except (TrackError, codec.DecodeError, OSError) as error:
+            stems, rate = _load_staged(track, self._limits)
+        except (TrackError, codec.DecodeError, OSError, MemoryError) as error:
             yield beam.pvalue.TaggedOutput(DEAD, dead_letter(track, f"{type(error).__name__}: {error}"))
             return
         known = [name for name in MUSDB_STREAMS if name in stems]
@@ -80,11 +85,16 @@ class DecodeTrack(beam.DoFn):
         yield Song(track, rate, {name: stems[name] for name in known}, ignored, mixture_from_stems)
 
 
-def _load_staged(track: Track) -> tuple[dict[str, np.ndarray], int]:
+def _load_staged(track: Track, limits: Limits) -> tuple[dict[str, np.ndarray], int]:
     paths = track_paths(track)
     with contextlib.ExitStack() as stack:
         local = [stack.enter_context(storage.staged_input(path)) for path in paths]
-        return load_track(track, dict(zip(paths, local)))
+        # metadata first: a header that claims hours must fail here, not in a huge allocation
+        declared = [limits.check_file(path) for path in local]
+        stems, rate = load_track(track, dict(zip(paths, local)))
+    check_complete(min((count for count in declared if count is not None), default=None),
+                   min(len(waveform) for waveform in stems.values()))
+    return stems, rate
 
 
 class ValidateSong(beam.DoFn):

@@ -26,8 +26,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
 from beam_jobs import outputs, progress, storage
-from beam_jobs.options import pipeline_options
+from beam_jobs.options import add_limit_args, limits_of, pipeline_options
 from beam_jobs.outputs import OutputSettings
+from model.limits import Limits
 from reports.separation import write_separation_report
 
 DEAD_LETTER = "dead_letter"
@@ -52,6 +53,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--bitrate", default="192k", help="mp3 and ogg bitrate, e.g. 128k")
     parser.add_argument("--filename", default=outputs.DEFAULT_TEMPLATE,
                         help="output names under OUT, with {track}, {stem} and {ext} (default: %(default)s)")
+    add_limit_args(parser, Limits())
     known, pipeline_args = parser.parse_known_args(argv)
     if not known.inputs and not known.input_list:
         parser.error("give at least one INPUT or --input_list")
@@ -68,9 +70,10 @@ def settings_of(known: argparse.Namespace) -> OutputSettings:
 
 
 def track_name(path: str) -> str:
-    """File name without its extension, and without `.stem` for MUSDB-style `.stem.mp4` files."""
+    """File name without its extension, and without `.stem` for MUSDB-style `.stem.mp4` files, made safe
+    to use as a folder name (outputs.safe_name: unicode, spaces and quotes stay)."""
     name = os.path.splitext(storage.basename(path))[0]
-    return name[: -len(".stem")] if name.endswith(".stem") else name
+    return outputs.safe_name(name[: -len(".stem")] if name.endswith(".stem") else name)
 
 
 def input_patterns(known: argparse.Namespace) -> list[str]:
@@ -93,7 +96,8 @@ def failure(path: str, stage: str, reason: str, track: str | None = None,
 def matching_files(pattern: str) -> list[str]:
     """Files a path, folder or glob names (a folder: the files directly in it)."""
     if storage.is_local(pattern) and os.path.isdir(pattern):
-        pattern = os.path.join(pattern, "*")
+        # listed directly: Beam's `*` skips names holding a backslash, and no file may go unnoticed
+        return sorted(entry.path for entry in os.scandir(pattern) if entry.is_file())
     matched = FileSystems.match([pattern])[0].metadata_list
     return [m.path for m in matched if not (storage.is_local(m.path) and os.path.isdir(m.path))]
 
@@ -161,8 +165,9 @@ class SeparateTrack(beam.DoFn):
     concurrent songs share network calls); every error is caught and dead-lettered."""
 
     def __init__(self, settings: OutputSettings, model_dir: str, force: bool = False,
-                 run_id: str | None = None):
+                 run_id: str | None = None, limits: Limits = Limits()):
         self.settings, self.model_dir, self.force, self.run_id = settings, model_dir, force, run_id
+        self.limits = limits
         self._shared = Shared()
 
     def setup(self) -> None:
@@ -186,7 +191,7 @@ class SeparateTrack(beam.DoFn):
                 progress.advance(self.run_id)
                 yield {**previous, "status": "skipped", "input": path}
                 return
-            record = separate_track(self.separator, track, path, self.settings, stages)
+            record = separate_track(self.separator, track, path, self.settings, stages, self.limits)
         except Exception as error:  # noqa: BLE001 - one bad song must never stop the catalogue
             yield failure(path, stages.current, f"{type(error).__name__}: {error}", track, self.run_id)
             return
@@ -253,17 +258,25 @@ def build(pipeline: beam.Pipeline, known: argparse.Namespace, started: float | N
     separated = (checked.tracks
                  | "Reshuffle" >> beam.Reshuffle()
                  | "Separate" >> beam.ParDo(SeparateTrack(settings, storage.absolute(known.model_dir),
-                                                          known.force, run_id))
+                                                          known.force, run_id, limits_of(known)))
                  .with_outputs(DEAD_LETTER, main="manifest"))
     failures = ((expanded[DEAD_LETTER], picked[DEAD_LETTER], checked[DEAD_LETTER], separated[DEAD_LETTER])
                 | "AllFailures" >> beam.Flatten()
                 | "CollectFailures" >> beam.combiners.ToList())
-    _ = failures | "WriteDeadLetter" >> beam.Map(
+    dead_letters_written = failures | "WriteDeadLetter" >> beam.Map(
         write_jsonl, storage.join(settings.output, DEAD_LETTER_FILE), key="input")
     _ = (separated.manifest
          | "CollectManifest" >> beam.combiners.ToList()
          | "WriteManifest" >> beam.Map(write_manifest, settings.output, beam.pvalue.AsSingleton(failures),
-                                       started))
+                                       started)
+         | "WriteReport" >> beam.Map(write_report, settings.output, beam.pvalue.AsSingleton(dead_letters_written)))
+
+
+def write_report(summary: str, output: str, _dead_letters_written: int) -> str:
+    """OUT/index.html and a page per track, from the manifest and dead letter just written (the side
+    input only orders this step after the dead letter's write); runs on the workers, so Dataflow too."""
+    write_separation_report(output, read_text=storage.read_text, write_text=storage.write_text_atomic)
+    return summary
 
 
 def stem_names(model_dir: str) -> tuple[str, ...]:
@@ -299,6 +312,13 @@ def run(argv: list[str] | None = None,
     model_config = storage.join(storage.absolute(known.model_dir), "config.json")
     if not storage.exists(model_config):
         raise SystemExit(f"no exported model at {known.model_dir} (missing {model_config})")
+    if storage.is_local(known.model_dir):  # a remote one is checked where it is staged, on the workers
+        from model.model_dir import ModelDirError, check_model_dir
+
+        try:
+            check_model_dir(known.model_dir)
+        except ModelDirError as error:
+            raise SystemExit(str(error)) from None
     options = pipeline_options(pipeline_args)
     total = None if test_pipeline is not None else _progress_total(known, options)
     run_id = uuid.uuid4().hex if total is not None else None
@@ -312,8 +332,6 @@ def run(argv: list[str] | None = None,
     finally:
         if run_id:
             progress.stop(run_id)
-    write_separation_report(storage.absolute(known.output), read_text=storage.read_text,
-                            write_text=storage.write_text_atomic)
     return result
 
 

@@ -3,12 +3,18 @@
 - `staged_input` / `stage_tree`: give libraries that need a real local path (ffmpeg, libsndfile,
   TensorFlow) a local copy of a remote file or folder; local paths are used as they are.
 - `atomic_output` / `write_bytes_atomic` / `write_text_atomic`: write under a temporary sibling name,
-  then rename into place, so no reader ever sees a half-written file under its final name.
+  then rename into place, so no reader ever sees a half-written file under its final name. Temporary
+  names carry their writer (host and process); before writing a file, the partial siblings that a
+  dead process on this host left behind (a run killed with SIGKILL) are removed. Live writers' files,
+  and other hosts', are never touched.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
+import socket
 import posixpath
 import shutil
 import tempfile
@@ -62,12 +68,55 @@ def delete_quietly(paths: list[str]) -> None:
             pass
 
 
+def _split(path: str) -> tuple[str, str]:
+    return os.path.split(path) if is_local(path) else FileSystems.split(path)
+
+
+def _owner() -> str:
+    """This process, as written into its temporary names: a hash of the host name, and the pid."""
+    return f"{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]}-{os.getpid()}"
+
+
 def temp_sibling(path: str) -> str:
-    """A unique hidden name in the same folder that keeps the extension (libsndfile picks formats by it)."""
-    folder, name = (os.path.split(path) if is_local(path) else FileSystems.split(path))
+    """A unique hidden name in the same folder that keeps the extension (libsndfile picks formats by it)
+    and names its writer: `.<stem>-<host>-<pid>-<random>.partial.<ext>`."""
+    folder, name = _split(path)
     stem, dot, ext = name.partition(".")
-    hidden = f".{stem}-{uuid.uuid4().hex[:8]}{PARTIAL}{dot}{ext}"
+    hidden = f".{stem}-{_owner()}-{uuid.uuid4().hex[:8]}{PARTIAL}{dot}{ext}"
     return os.path.join(folder, hidden) if is_local(path) else join(folder, hidden)
+
+
+def remove_stale_partials(path: str) -> list[str]:
+    """Delete the temporary siblings of `path` whose writer was a process on this host that no longer
+    runs (killed mid-write); returns what was removed. Best effort: listing errors are ignored."""
+    folder, name = _split(path)
+    stem, dot, ext = name.partition(".")
+    pattern = re.compile(rf"\.{re.escape(stem)}-([0-9a-f]{{6}})-(\d+)-[0-9a-f]{{8}}{re.escape(PARTIAL + dot + ext)}$")
+    host = _owner().split("-")[0]
+    try:
+        if is_local(path):
+            siblings = [os.path.join(folder, entry) for entry in os.listdir(folder or ".")]
+        else:
+            siblings = [m.path for m in FileSystems.match([join(folder, f".{stem}-*{PARTIAL}*")])[0].metadata_list]
+    except Exception:  # noqa: BLE001 - a folder that does not exist yet has nothing stale
+        return []
+    stale = []
+    for sibling in siblings:
+        found = pattern.match(_split(sibling)[1])
+        if found and found.group(1) == host and not _alive(int(found.group(2))):
+            stale.append(sibling)
+    delete_quietly(stale)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: asks whether the process exists, sends nothing
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, but belongs to someone else
+    return True
 
 
 @contextlib.contextmanager
@@ -107,6 +156,7 @@ def atomic_output(path: str) -> Iterator[str]:
     Local targets are written next to their final name (rename is atomic within a folder); remote
     ones are written locally, uploaded to a temporary sibling and renamed with FileSystems.rename.
     """
+    remove_stale_partials(path)
     if is_local(path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         partial = temp_sibling(path)

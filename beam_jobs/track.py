@@ -15,6 +15,7 @@ import numpy as np
 
 from beam_jobs import outputs, storage
 from beam_jobs.outputs import OutputSettings
+from model.limits import Limits, check_complete
 
 BLOCK = 1 << 16
 
@@ -63,8 +64,11 @@ def previous_record(separator: Any, track: str, settings: OutputSettings) -> dic
 
 
 def separate_track(separator: Any, track: str, path: str, settings: OutputSettings,
-                   stages: Stages | None = None) -> dict:
-    """Separate one file into the outputs the settings name; returns the track's record."""
+                   stages: Stages | None = None, limits: Limits = Limits()) -> dict:
+    """Separate one file into the outputs the settings name; returns the track's record.
+
+    The file's metadata is checked against `limits` before decoding, the decoded stream is held to
+    them as it flows, and a file that decodes shorter than its header declares is refused."""
     from beam_jobs.plots import Summary, render_summaries  # matplotlib: only where plots are drawn
     from model.codec_blocks import AudioReader
 
@@ -74,11 +78,12 @@ def separate_track(separator: Any, track: str, path: str, settings: OutputSettin
     with contextlib.ExitStack() as staged, contextlib.ExitStack() as finish:
         with stages.stage("decode"):
             local = staged.enter_context(storage.staged_input(path))
+            declared = limits.check_file(local, stream=0)
             reader = AudioReader(local, stream=0, block=BLOCK)  # stream 0 of a .stem.mp4 is the mixture
         with stages.stage("write"):
             writers = _open_writers(finish, where, separator.stem_names, reader, settings)
         summaries = {name: Summary(reader.rate) for name in ("mix", *separator.stem_names)}
-        blocks = stages.timed("decode", reader)
+        blocks = stages.timed("decode", limits.bounded(reader, reader.rate))
         for mix, stems in stages.timed("separate", separator.stream(blocks, reader.rate)):
             _check_finite(stems)
             with stages.stage("write"):
@@ -87,6 +92,8 @@ def separate_track(separator: Any, track: str, path: str, settings: OutputSettin
             with stages.stage("plot"):
                 for name, waveform in {"mix": mix, **stems}.items():
                     summaries[name].add(waveform)
+        with stages.stage("decode"):  # before the renames: a cut-short file leaves no outputs
+            check_complete(declared, reader.samples)
         with stages.stage("write"):
             finish.close()  # encoders finish, files are renamed into place
     _subtract(stages, "separate", "decode")

@@ -70,7 +70,10 @@ class AudioReader:
 
     def _soundfile_blocks(self) -> Iterator[np.ndarray]:
         with self._soundfile as source:
-            yield from source.blocks(self.block, dtype="float32", always_2d=True)
+            try:
+                yield from source.blocks(self.block, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as error:  # e.g. a flac cut short: "lost sync"
+                raise DecodeError(f"corrupt or truncated audio after {self.samples} samples: {error}") from None
 
     def _ffmpeg_blocks(self) -> Iterator[np.ndarray]:
         command = [ffmpeg_binary(), "-v", "error", "-nostdin", "-i", str(self.path),

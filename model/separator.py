@@ -18,6 +18,7 @@ from model import dsp, filtering
 from model.batching import CoalescingMaskFn
 from model.chunking import OverlapAdd
 from model.config import RESIDUAL, Config, StftConfig
+from model.model_dir import check_model_dir
 
 MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 EXPORT_DIR = "saved_model"
@@ -40,7 +41,7 @@ class Separator:
         import tensorflow as tf
 
         model_dir = Path(model_dir)
-        config = Config.load(model_dir)
+        config = check_model_dir(model_dir)  # refuses foreign folders before TensorFlow reads anything
         loaded = tf.saved_model.load(str(model_dir / EXPORT_DIR))
         serve = loaded.signatures["serving_default"]
 

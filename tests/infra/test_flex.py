@@ -79,6 +79,8 @@ def test_preprocess_graph_builds_for_dataflow(offline_gcp):
 def test_separate_graph_builds_for_dataflow(offline_gcp, tmp_path, tiny_config, monkeypatch):
     (tmp_path / "model").mkdir()
     tiny_config.save(tmp_path / "model")  # the job reads the model's config.json while building the graph
+    (tmp_path / "model" / "saved_model").mkdir()  # the launcher checks the folder's layout, not the graph
+    (tmp_path / "model" / "saved_model" / "saved_model.pb").write_bytes(b"")
     monkeypatch.setenv(launcher.WORKER_IMAGE_ENV, IMAGE)
     dataflow = [arg for arg in DATAFLOW if not arg.startswith("--sdk_container_image")]
     result = launcher.launch("separate", [f"--inputs=gs://{BUCKET}/songs/*.mp3,gs://{BUCKET}/more/*.wav",

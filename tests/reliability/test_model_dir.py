@@ -1,0 +1,117 @@
+"""Model folders: a corrupt or foreign one is refused with a clear error, and nothing in it ever runs."""
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model.model_dir import ModelDirError, check_model_dir
+from tests.conftest import REPO
+
+MARKER_CODE = "import pathlib; pathlib.Path({marker!r}).write_text('ran')\n"
+
+
+class _Planted:
+    """Unpickling this writes the marker file: proof that a pickle was loaded."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "ran"))
+
+
+def _copy(model_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(model_dir, target)
+    return target
+
+
+def test_the_exported_model_passes(model_dir, tiny_config, record_case):
+    assert check_model_dir(model_dir) == tiny_config
+    record_case("model folder", "exported by model.export", "loads", "loads")
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("no config", "missing config.json"),
+    ("no graph", "missing saved_model/saved_model.pb"),
+    ("config not json", "is not valid JSON"),
+    ("config unknown key", "unknown NetworkConfig keys: ['lambda_layer']"),
+    ("config wrong type", "is not a model config"),
+    ("config a list", "must hold a JSON object"),
+    ("python file", "extra.py (code or a serialised Python object)"),
+    ("pickle", "weights.pkl (code or a serialised Python object)"),
+    ("keras file", "model.keras (code or a serialised Python object)"),
+    ("symlink", "a symbolic link"),
+    ("stray file", "saved_model/custom_op.bin (unexpected file)"),
+    ("not a folder", "is not a folder"),
+])
+def test_damaged_or_foreign_folders_are_refused(model_dir, tmp_path, damage, message, record_case):
+    folder = _copy(model_dir, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    if damage == "no config":
+        (folder / "config.json").unlink()
+    elif damage == "no graph":
+        (folder / "saved_model" / "saved_model.pb").unlink()
+    elif damage == "config not json":
+        (folder / "config.json").write_text("{'audio': ")
+    elif damage == "config unknown key":
+        config["network"]["lambda_layer"] = "lambda x: __import__('os').system('id')"
+        (folder / "config.json").write_text(json.dumps(config))
+    elif damage == "config wrong type":
+        config["audio"]["sample_rate"] = "fast"
+        (folder / "config.json").write_text(json.dumps(config))
+    elif damage == "config a list":
+        (folder / "config.json").write_text("[1, 2]")
+    elif damage == "python file":
+        (folder / "extra.py").write_text("print('hello')\n")
+    elif damage == "pickle":
+        (folder / "weights.pkl").write_bytes(pickle.dumps([1, 2]))
+    elif damage == "keras file":
+        (folder / "model.keras").write_bytes(b"PK\x03\x04")
+    elif damage == "symlink":
+        (folder / "notes.md").symlink_to("/etc/passwd")
+    elif damage == "stray file":
+        (folder / "saved_model" / "custom_op.bin").write_bytes(b"\0")
+    elif damage == "not a folder":
+        folder = folder / "config.json"
+    with pytest.raises(ModelDirError, match=re.escape(message)):
+        check_model_dir(folder)
+    record_case("model folder", damage, "refused", f"refused: {message}")
+
+
+def test_planted_code_and_pickles_never_run(model_dir, tmp_path, record_case):
+    """A folder with a .py, a sitecustomize.py, an __init__.py and a pickle that would each write a
+    marker if executed: Separator.load refuses it, and loading the graph alone runs none of them."""
+    folder = _copy(model_dir, tmp_path)
+    markers = {name: tmp_path / f"ran-{name}" for name in ("module", "site", "init", "pickle")}
+    (folder / "custom_layers.py").write_text(MARKER_CODE.format(marker=str(markers["module"])))
+    (folder / "sitecustomize.py").write_text(MARKER_CODE.format(marker=str(markers["site"])))
+    (folder / "saved_model" / "__init__.py").write_text(MARKER_CODE.format(marker=str(markers["init"])))
+    (folder / "saved_model" / "variables" / "extra.pkl").write_bytes(pickle.dumps(_Planted(str(markers["pickle"]))))
+    code = (
+        "import sys, tensorflow as tf\n"
+        "from model.model_dir import ModelDirError\n"
+        "from model.separator import Separator\n"
+        "try:\n"
+        f"    Separator.load({str(folder)!r})\n"
+        "    sys.exit('loaded a folder with code in it')\n"
+        "except ModelDirError as error:\n"
+        "    print('refused:', error)\n"
+        f"tf.saved_model.load({str(folder / 'saved_model')!r})  # the graph alone, past the check\n"
+        "print('graph loaded')\n")
+    env = {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0",
+           "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused:" in done.stdout and "custom_layers.py" in done.stdout and "graph loaded" in done.stdout
+    assert [name for name, marker in markers.items() if marker.exists()] == []
+    record_case("model folder", ".py, sitecustomize.py, __init__.py, pickle planted", "refused, nothing runs",
+                "refused; no marker written")
