@@ -17,7 +17,7 @@ MUSDB7 ?= ../shared/data/musdb18-7
 
 include infra/cloud.mk
 
-.PHONY: setup browser demo test generate preprocess train separate evaluate default-model clean
+.PHONY: setup browser demo test reliability generate preprocess train separate evaluate default-model clean
 
 $(STAMP): requirements.txt requirements.lock requirements-test.txt setup.py
 	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -qq && \
@@ -41,6 +41,10 @@ demo: setup
 
 test: setup browser
 	$(BIN)/python -m pytest
+
+## Hostile inputs, storage faults, crashes: prints the table of cases and outcomes (also out/reliability.md)
+reliability: setup
+	mkdir -p out && RELIABILITY_TABLE=out/reliability.md $(BIN)/python -m pytest tests/reliability -q -p no:randomly
 
 generate: setup
 	$(BIN)/atsep generate --output $(DATA)
