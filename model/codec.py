@@ -30,11 +30,6 @@ def ffmpeg_binary() -> str:
     return found
 
 
-def probe_audio_streams(path: str | Path) -> list[dict]:
-    """Return ffprobe's description of each audio stream (sample_rate, channels, ...)."""
-    return _probe(path).get("streams", [])
-
-
 def _probe(path: str | Path) -> dict:
     """ffprobe's JSON for a file: its audio `streams` and its `format` (container, tags)."""
     ffprobe = shutil.which("ffprobe")

@@ -42,10 +42,6 @@ class NetworkConfig:
     dropout: float = 0.3
     patch_frames: int = 128  # frames per network input patch; a multiple of 2**len(filters)
 
-    @property
-    def frame_multiple(self) -> int:
-        return 2 ** len(self.filters)
-
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
