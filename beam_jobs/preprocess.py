@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import uuid
 
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.metrics.metric import MetricsFilter
 
-from beam_jobs import storage
+from beam_jobs import progress, storage
 from beam_jobs.options import add_limit_args, limits_of, pipeline_options
 from beam_jobs.preprocess_shards import (
     COMPRESSIONS, DATASET_FILE, WriteShards, write_dataset, write_dead_letters)
@@ -64,8 +65,9 @@ def load_config(args: argparse.Namespace) -> Config:
     return config
 
 
-def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config) -> None:
-    """Add the preprocess steps to `pipeline`."""
+def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config,
+          run_id: str | None = None) -> None:
+    """Add the preprocess steps to `pipeline`; `run_id` names the progress bar the steps advance."""
     root, output = storage.absolute(args.input).rstrip("/"), storage.absolute(args.output)
     rate = config.audio.sample_rate
     patch_samples = round(config.data.patch_seconds * rate)
@@ -74,7 +76,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config) -> 
               | "MatchFiles" >> fileio.MatchFiles(storage.join(root, "**"))
               | "FilePaths" >> beam.Map(file_path)
               | "CollectPaths" >> beam.combiners.ToList()
-              | "FindTracks" >> beam.FlatMap(group_tracks, root, tuple(validation))
+              | "FindTracks" >> beam.FlatMap(_found_tracks, root, tuple(validation), run_id)
               | "Reshuffle" >> beam.Reshuffle())
     decoded = tracks | "Decode" >> beam.ParDo(DecodeTrack(limits_of(args))).with_outputs(DEAD, main="songs")
     valid = decoded.songs | "Validate" >> beam.ParDo(ValidateSong(config.audio.channels)).with_outputs(
@@ -92,14 +94,28 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config) -> 
     dead = ((decoded[DEAD], valid[DEAD])
             | "DeadLetters" >> beam.Flatten()
             | "CountFailed" >> beam.Map(count_failed)
+            | "ProgressFailed" >> beam.Map(_advanced, run_id)
             | "CollectDeadLetters" >> beam.combiners.ToList())
     _ = dead | "WriteDeadLetters" >> beam.Map(write_dead_letters, output)
     _ = (songs
          | "Summarize" >> beam.Map(summarize, patch_samples)
+         | "ProgressDone" >> beam.Map(_advanced, run_id)
          | "CollectTracks" >> beam.combiners.ToList()
          | "WriteDatasetJson" >> beam.Map(
              write_dataset, output, _header(args, config, root, patch_samples),
              beam.pvalue.AsSingleton(shards), beam.pvalue.AsSingleton(stats), beam.pvalue.AsSingleton(dead)))
+
+
+def _found_tracks(paths: list[str], root: str, validation: tuple[str, ...], run_id: str | None) -> list:
+    tracks = group_tracks(paths, root, validation)
+    progress.set_total(run_id, len(tracks))
+    return tracks
+
+
+def _advanced(record: dict, run_id: str | None) -> dict:
+    """One track is through (a dataset.json entry, or a dead letter): move the bar on."""
+    progress.advance(run_id, record.get("duration_s", 0.0))
+    return record
 
 
 def _header(args: argparse.Namespace, config: Config, root: str, patch_samples: int) -> dict:
@@ -124,10 +140,18 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     """Build and run the job; returns the finished PipelineResult."""
     args, pipeline_args = parse_args(argv)
     config = load_config(args)
-    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(pipeline_args))
-    build(pipeline, args, config)
-    result = pipeline.run()
-    result.wait_until_finish()
+    options = pipeline_options(pipeline_args)
+    run_id = uuid.uuid4().hex if test_pipeline is None and progress.shown_for(options) else None
+    if run_id:
+        progress.start(run_id, None, "preprocess")  # the total is known once the tracks are found
+    try:
+        pipeline = test_pipeline or beam.Pipeline(options=options)
+        build(pipeline, args, config, run_id)
+        result = pipeline.run()
+        result.wait_until_finish()
+    finally:
+        if run_id:
+            progress.stop(run_id)
     return result
 
 

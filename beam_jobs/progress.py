@@ -1,12 +1,13 @@
-"""A progress bar for local runs: tracks done out of the total, with the audio time separated.
+"""A progress bar for local runs: tracks done out of the total, with the audio time processed.
 
 Shown under the same rule as every bar of the product (`atsep.progress`: only where stderr is a
-terminal), and only with in-process workers: the DoFn threads of a local run share this module's bar
-through `advance(run_id, ...)`.
+terminal), and only with in-process workers (`shown_for`): the DoFn threads of a local run share this
+module's bar through `advance(run_id, ...)`. Both jobs use it: separate and preprocess.
 """
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from atsep.progress import enabled, progress
 
@@ -14,18 +15,33 @@ _bars: dict = {}
 _lock = threading.Lock()
 
 
-def wanted() -> bool:
-    return enabled()
+def shown_for(options: Any) -> bool:
+    """Whether a run with these PipelineOptions gets a bar: a terminal, a local runner, in-process workers."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    local = options.view_as(StandardOptions).runner in ("FnApiRunner", "DirectRunner")
+    in_process = options.view_as(DirectOptions).direct_running_mode in ("in_memory", "multi_threading")
+    return enabled() and local and in_process
 
 
-def start(run_id: str, total: int) -> None:
+def start(run_id: str, total: int | None, desc: str) -> None:
+    """A bar counting to `total` tracks (None: not known yet, see `set_total`)."""
     with _lock:
-        _bars[run_id] = progress(total=total, desc="separate", unit="track")
+        _bars[run_id] = progress(total=total, desc=desc, unit="track")
         _bars[run_id].audio_seconds = 0.0
 
 
+def set_total(run_id: str | None, total: int) -> None:
+    """The number of tracks, once the job has found them; a no-op where no bar was started."""
+    with _lock:
+        bar = _bars.get(run_id)
+        if bar is not None:
+            bar.total = total
+            bar.refresh()
+
+
 def advance(run_id: str | None, audio_seconds: float = 0.0) -> None:
-    """One more track finished (separated, skipped or failed); a no-op where no bar was started."""
+    """One more track finished (done, skipped or failed); a no-op where no bar was started."""
     with _lock:
         bar = _bars.get(run_id)
         if bar is None:

@@ -289,11 +289,7 @@ def stem_names(model_dir: str) -> tuple[str, ...]:
 
 def _progress_total(known: argparse.Namespace, options: Any) -> int | None:
     """How many files the bar counts to, for local in-process runs on a terminal; None: no bar."""
-    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
-
-    local = options.view_as(StandardOptions).runner in ("FnApiRunner", "DirectRunner")
-    in_process = options.view_as(DirectOptions).direct_running_mode in ("in_memory", "multi_threading")
-    if not (progress.wanted() and local and in_process):
+    if not progress.shown_for(options):
         return None
     total = 0
     for pattern in input_patterns(known):
@@ -323,7 +319,7 @@ def run(argv: list[str] | None = None,
     total = None if test_pipeline is not None else _progress_total(known, options)
     run_id = uuid.uuid4().hex if total is not None else None
     if run_id:
-        progress.start(run_id, total)
+        progress.start(run_id, total, "separate")
     try:
         pipeline = test_pipeline or beam.Pipeline(options=options)
         build(pipeline, known, started, run_id)

@@ -179,6 +179,15 @@ def test_bad_songs_go_to_dead_letters(mp4_run):
     assert _dataset(out)["dead_letters"] == 3
 
 
+def test_progress_bar_counts_every_track_good_or_bad(mp4_root, config_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ATSEP_PROGRESS", "1")  # draw although stderr is captured, not a terminal
+    _run(mp4_root, tmp_path / "records", config_file)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    last = [line for line in bar if line.startswith("preprocess")][-1]
+    assert "8/8" in last  # 5 songs and 3 dead letters
+    assert "0.2 min of audio" in last  # the 5 songs of 2.2 s
+
+
 def test_normalisation_statistics_cover_every_bin(mp4_run):
     stats = _dataset(mp4_run[0])["normalisation"]
     assert stats["split"] == "train" and stats["n_fft"] == 1024

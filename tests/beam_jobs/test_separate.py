@@ -271,7 +271,7 @@ def test_track_names_cannot_leave_the_output_prefix():
 def test_progress_bar_counts_tracks_and_audio(capsys, monkeypatch):
     monkeypatch.setenv("ATSEP_PROGRESS", "1")  # draw although stderr is captured, not a terminal
     progress.advance(None, 3.0)  # no bar started: nothing happens
-    progress.start("run", total=2)
+    progress.start("run", total=2, desc="separate")
     progress.advance("run", 90.0)
     progress.advance("run", 30.0)
     bar = progress._bars["run"]
