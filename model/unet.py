@@ -29,7 +29,9 @@ def build_unet(config: Config) -> keras.Model:
     channels = config.audio.channels
     stems = len(net.heads) + 1  # the heads and the residual
     inputs = keras.Input(shape=(None, config.stft.bins, channels), name="magnitude")
-    x = layers.BatchNormalization(name="input_norm")(inputs)
+    # per-bin normalisation: the high bins are orders of magnitude weaker than the low ones, and a
+    # per-channel scale would leave them near zero for the first convolution
+    x = layers.BatchNormalization(axis=2, name="input_norm")(inputs)
     skips = []
     for level, filters in enumerate(net.filters):
         x = layers.Conv2D(filters, net.kernel, strides=2, padding="same", name=f"enc{level}_conv")(x)
