@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import uuid
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -141,17 +140,12 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     args, pipeline_args = parse_args(argv)
     config = load_config(args)
     options = pipeline_options(pipeline_args)
-    run_id = uuid.uuid4().hex if test_pipeline is None and progress.shown_for(options) else None
-    if run_id:
-        progress.start(run_id, None, "preprocess")  # the total is known once the tracks are found
-    try:
+    # the bar's total is set once the tracks are found
+    with progress.bar(test_pipeline is None and progress.shown_for(options), None, "preprocess") as run_id:
         pipeline = test_pipeline or beam.Pipeline(options=options)
         build(pipeline, args, config, run_id)
         result = pipeline.run()
         result.wait_until_finish()
-    finally:
-        if run_id:
-            progress.stop(run_id)
     return result
 
 

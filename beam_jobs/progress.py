@@ -6,8 +6,10 @@ module's bar through `advance(run_id, ...)`. Both jobs use it: separate and prep
 """
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Any
+import uuid
+from typing import Any, Iterator
 
 from atsep.progress import enabled, progress
 
@@ -22,6 +24,20 @@ def shown_for(options: Any) -> bool:
     local = options.view_as(StandardOptions).runner in ("FnApiRunner", "DirectRunner")
     in_process = options.view_as(DirectOptions).direct_running_mode in ("in_memory", "multi_threading")
     return enabled() and local and in_process
+
+
+@contextlib.contextmanager
+def bar(shown: bool, total: int | None, desc: str) -> Iterator[str | None]:
+    """A bar for the length of a run; yields the run id the job's steps advance (None: no bar)."""
+    if not shown:
+        yield None
+        return
+    run_id = uuid.uuid4().hex
+    start(run_id, total, desc)
+    try:
+        yield run_id
+    finally:
+        stop(run_id)
 
 
 def start(run_id: str, total: int | None, desc: str) -> None:

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from typing import Any, Iterator
 
 import apache_beam as beam
@@ -317,17 +316,11 @@ def run(argv: list[str] | None = None,
             raise SystemExit(str(error)) from None
     options = pipeline_options(pipeline_args)
     total = None if test_pipeline is not None else _progress_total(known, options)
-    run_id = uuid.uuid4().hex if total is not None else None
-    if run_id:
-        progress.start(run_id, total, "separate")
-    try:
+    with progress.bar(total is not None, total, "separate") as run_id:
         pipeline = test_pipeline or beam.Pipeline(options=options)
         build(pipeline, known, started, run_id)
         result = pipeline.run()
         result.wait_until_finish()
-    finally:
-        if run_id:
-            progress.stop(run_id)
     return result
 
 

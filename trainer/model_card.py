@@ -54,7 +54,8 @@ def _architecture(config: Config) -> str:
             f"{'/'.join(map(str, net.filters))} filters, {net.kernel}x{net.kernel} kernels, dropout "
             f"{net.dropout}; input |STFT| of {net.patch_frames} frames x {stft.bins} bins x "
             f"{config.audio.channels} channels at {config.audio.sample_rate} Hz (n_fft {stft.n_fft}, hop "
-            f"{stft.hop}); a softmax over the heads and the residual gives one ratio mask per head."
+            f"{stft.hop}), batch-normalised per frequency bin; a softmax over the heads and the residual "
+            f"gives one ratio mask per head."
             f"{_filtering(config)}")
 
 
