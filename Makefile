@@ -67,7 +67,7 @@ evaluate: setup
 default-model: setup
 	rm -rf $(MODEL).work  # start afresh: a leftover checkpoint folder would resume an older run
 	$(BIN)/atsep preprocess --input $(MUSDB7) --output data/musdb18-7-records
-	$(BIN)/atsep train --data data/musdb18-7-records --model_dir $(MODEL) --config configs/default-model.json \
+	$(BIN)/atsep train --data data/musdb18-7-records --model_dir $(MODEL) --config configs/default-model.json --patience 8 \
 		--data_description "MUSDB18-7: 7-second previews of the 80 MUSDB18 training songs (14 validation songs held out)"
 
 clean:
