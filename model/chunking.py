@@ -40,12 +40,17 @@ class OverlapAdd:
     def push(self, audio: np.ndarray) -> dict[str, np.ndarray]:
         """Add samples; return the heads for every sample that no later segment will touch."""
         self.buffer = audio if self.buffer is None else np.concatenate([self.buffer, audio])
+        parts = []
         while self.buffer.shape[0] >= self.segment:
             self._cut(self.segment)
             if len(self.pending) >= self.batch_size:
                 self._separate_pending()
+                # hand out what is final after every batch, so the sums stay a few segments long even
+                # when a whole song comes in one block (growing them to its length is quadratic)
+                parts.append(self._emit(self.next_start))
         # samples from the first segment still waiting for the network on are not final yet
-        return self._emit(self.pending[0][0] if self.pending else self.next_start)
+        parts.append(self._emit(self.pending[0][0] if self.pending else self.next_start))
+        return _joined(parts)
 
     def finish(self) -> dict[str, np.ndarray]:
         """The end of the stream: separate what is left and return the rest of the heads."""
@@ -95,3 +100,9 @@ class OverlapAdd:
         self.weights = self.weights[count:]
         self.emitted += count
         return out
+
+
+def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Consecutive `_emit` results, head by head, as one."""
+    heads = {head for part in parts for head in part}
+    return {head: np.concatenate([part[head] for part in parts if head in part]) for head in heads}
