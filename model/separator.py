@@ -100,13 +100,28 @@ class Separator:
         for index, spec in enumerate(specs):
             magnitude[index, : spec.shape[0]] = np.abs(spec[:, :bins]) / factor
         masks = self.mask_fn(magnitude)
-        results = []
-        for index, (chunk, spec) in enumerate(zip(chunks, specs)):
-            head_masks = {head: mask[index, : spec.shape[0]] for head, mask in masks.items()}
-            head_specs = filtering.masked_specs(spec, head_masks, self.config.separator.wiener_iterations)
-            results.append({head: dsp.istft(head_spec, stft.n_fft, stft.hop, chunk.shape[0])
-                            for head, head_spec in head_specs.items()})
-        return results
+        wiener = self.config.separator.wiener_iterations
+        head_specs = [filtering.masked_specs(spec, {head: mask[index, : spec.shape[0]]
+                                                    for head, mask in masks.items()}, wiener)
+                      for index, spec in enumerate(specs)]
+        return _inverse(head_specs, [chunk.shape[0] for chunk in chunks], stft)
+
+
+def _inverse(head_specs: list[dict[str, np.ndarray]], lengths: list[int], stft: StftConfig
+             ) -> list[dict[str, np.ndarray]]:
+    """ISTFT of every head of every chunk, in one librosa call per chunk length (all of a batch's chunks
+    but a song's last share one): stacked along the channel axis, which halves the time of one call per
+    head and chunk."""
+    results: list[dict[str, np.ndarray]] = [{} for _ in head_specs]
+    for length in sorted(set(lengths)):
+        parts = [(index, head, spec) for index, specs in enumerate(head_specs) if lengths[index] == length
+                 for head, spec in specs.items()]
+        waveforms = dsp.istft(np.concatenate([spec for _, _, spec in parts], axis=2), stft.n_fft, stft.hop, length)
+        offset = 0
+        for index, head, spec in parts:
+            results[index][head] = waveforms[:, offset:offset + spec.shape[2]]
+            offset += spec.shape[2]
+    return results
 
 
 class _GroupStream:
