@@ -21,7 +21,9 @@ def shown_for(options: Any) -> bool:
     """Whether a run with these PipelineOptions gets a bar: a terminal, a local runner, in-process workers."""
     from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 
-    local = options.view_as(StandardOptions).runner in ("FnApiRunner", "DirectRunner")
+    from beam_jobs.options import LOCAL_RUNNER
+
+    local = options.view_as(StandardOptions).runner == LOCAL_RUNNER  # pipeline_options maps DirectRunner to it
     in_process = options.view_as(DirectOptions).direct_running_mode in ("in_memory", "multi_threading")
     return enabled() and local and in_process
 

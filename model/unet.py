@@ -13,14 +13,18 @@ from keras import layers
 from model.config import Config, StftConfig
 
 
-def magnitude(waveform: tf.Tensor, stft: StftConfig) -> tf.Tensor:
-    """|STFT| of [batch, samples, channels] -> [batch, frames, bins, channels], framed like dsp.stft."""
-    signal = tf.transpose(waveform, [0, 2, 1])
+def complex_stft(waveform: tf.Tensor, stft: StftConfig) -> tf.Tensor:
+    """[batch, samples, channels] -> complex [batch, channels, frames, n_fft // 2 + 1], framed like
+    dsp.stft (centred: n_fft // 2 zeros each side)."""
     pad = stft.n_fft // 2
-    signal = tf.pad(signal, [[0, 0], [0, 0], [pad, pad]])
-    spec = tf.signal.stft(signal, frame_length=stft.n_fft, frame_step=stft.hop, fft_length=stft.n_fft,
+    signal = tf.pad(tf.transpose(waveform, [0, 2, 1]), [[0, 0], [0, 0], [pad, pad]])
+    return tf.signal.stft(signal, frame_length=stft.n_fft, frame_step=stft.hop, fft_length=stft.n_fft,
                           window_fn=tf.signal.hann_window, pad_end=False)
-    return tf.transpose(tf.abs(spec)[..., : stft.bins], [0, 2, 3, 1])
+
+
+def magnitude(waveform: tf.Tensor, stft: StftConfig) -> tf.Tensor:
+    """|STFT| of [batch, samples, channels] -> [batch, frames, bins, channels], the network's input."""
+    return tf.transpose(tf.abs(complex_stft(waveform, stft))[..., : stft.bins], [0, 2, 3, 1])
 
 
 def build_unet(config: Config) -> keras.Model:

@@ -18,23 +18,15 @@ import numpy as np
 import tensorflow as tf
 
 from model.config import Config, StftConfig
+from model.unet import complex_stft
 from trainer.data import STEMS
 
 MONITOR = "val_sdr"
 SILENT_POWER = 1e-6  # mean power per sample below which a crop's reference counts as silent (-60 dBFS)
 
 
-def complex_stft(waveform: tf.Tensor, stft: StftConfig) -> tf.Tensor:
-    """[batch, samples, channels] -> complex [batch, channels, frames, n_fft // 2 + 1], framed like
-    `model.unet.magnitude` (centred: n_fft // 2 zeros each side)."""
-    pad = stft.n_fft // 2
-    signal = tf.pad(tf.transpose(waveform, [0, 2, 1]), [[0, 0], [0, 0], [pad, pad]])
-    return tf.signal.stft(signal, frame_length=stft.n_fft, frame_step=stft.hop, fft_length=stft.n_fft,
-                          window_fn=tf.signal.hann_window, pad_end=False)
-
-
 def inverse_stft(spec: tf.Tensor, stft: StftConfig, samples: int) -> tf.Tensor:
-    """Inverse of `complex_stft` (windowed overlap-add divided by the summed squared windows, as
+    """Inverse of `model.unet.complex_stft` (windowed overlap-add divided by the summed squared windows, as
     librosa does, so the edges are exact too): -> [batch, samples, channels]."""
     window = tf.signal.hann_window(stft.n_fft, dtype=tf.float32)
     frames = tf.signal.irfft(spec, fft_length=[stft.n_fft]) * window
