@@ -9,7 +9,7 @@ export TF_ENABLE_ONEDNN_OPTS := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 SONGS ?= examples/slow_motion_dream.mp3
-MODEL ?= models/default
+MODEL ?= model/bundled
 DATA ?= data/musdb-synth
 RECORDS ?= data/records
 TRAINED ?= models/trained
@@ -37,7 +37,7 @@ browser:
 
 ## The main job on the embedded default: separate the bundled example with the bundled model.
 demo: setup
-	$(BIN)/atsep separate $(SONGS) --output out/demo --model_dir $(MODEL)
+	$(BIN)/atsep separate $(SONGS) --output out/demo
 
 test: setup browser
 	$(BIN)/python -m pytest

@@ -15,7 +15,11 @@ setup(
     description="Split songs into vocals, drums and the rest, at catalogue scale (Keras U-Net + Apache Beam)",
     python_requires=">=3.11",
     packages=find_packages(include=["atsep", "atsep.*", "model", "model.*", "beam_jobs", "beam_jobs.*",
-                                    "trainer", "trainer.*", "reports", "reports.*"]),
+                                    "trainer", "trainer.*", "reports", "reports.*",
+                                    "infra", "infra.flex", "infra.pipelines"]),
+    # the bundled default model travels as package data, so `atsep separate SONG -o OUT` works from any folder
+    package_data={"model": ["bundled/*", "bundled/saved_model/*", "bundled/saved_model/variables/*"]},
+    include_package_data=False,
     install_requires=pinned("requirements.txt"),
     entry_points={"console_scripts": ["atsep=atsep.cli:main"]},
 )

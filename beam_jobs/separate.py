@@ -28,6 +28,7 @@ from beam_jobs import outputs, progress, storage
 from beam_jobs.options import add_limit_args, limits_of, pipeline_options
 from beam_jobs.outputs import OutputSettings
 from model.limits import Limits
+from model.model_dir import BUNDLED_MODEL_DIR
 from reports.separation import write_separation_report
 
 DEAD_LETTER = "dead_letter"
@@ -44,7 +45,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="file paths or globs, local or gs://")
     parser.add_argument("--input_list", help="a file with one input path or glob per line")
     parser.add_argument("--output", "-o", required=True, help="output folder, local or gs://")
-    parser.add_argument("--model_dir", default="models/default", help="exported model folder")
+    parser.add_argument("--model_dir", default=BUNDLED_MODEL_DIR,
+                        help="exported model folder (default: the model bundled with the package)")
     parser.add_argument("--force", action="store_true", help="redo tracks already done with this model")
     parser.add_argument("--format", default="wav", choices=("wav", "flac", "mp3", "ogg"), help="stem format")
     parser.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT"),

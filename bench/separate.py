@@ -4,7 +4,7 @@
 
 On a synthetic 3-minute stereo 44.1 kHz song (atsep.synth), each timed end to end through the same
 per-track function the Beam job runs (decode -> separate -> encode wav stems -> plot -> track.json):
-  (a) this project's model (models/default, or an untrained one of configs/default-model.json: the
+  (a) this project's model (model/bundled, or an untrained one of configs/default-model.json: the
       weights do not change the speed);
   (b) the same pipeline with the network replaced by a fixed mask: the I/O and DSP floor;
   (c) a Spleeter-2stems-sized U-Net (two U-Nets of 12 conv layers, 1024 bins x 512 frames, STFT
@@ -76,7 +76,7 @@ def export_models(folder: Path) -> tuple[Path, Path, int, int]:
     from model.export import export_model
     from model.unet import build_unet
 
-    default = REPO / "models" / "default"
+    default = REPO / "model" / "bundled"
     if (default / "config.json").is_file():
         import tensorflow as tf
 

@@ -1,7 +1,7 @@
 """Training benchmark (not a test): examples per second on this machine, and the wall time of a run.
 
     python bench/train.py --data data/musdb18-7-records --config configs/default-model.json --steps 40
-    python bench/train.py --model_dir models/default      # wall time of the run that made a model
+    python bench/train.py --model_dir model/bundled      # wall time of the run that made a model
 
 The first form times `--steps` training steps of the real model on the real input pipeline (reads,
 crops, remixing, augmentation, STFTs) after `--warmup` steps that build the graph. The second reads the

@@ -1,7 +1,7 @@
 """Architecture comparison: a small Wave-U-Net (Stoller et al. 2018) against the spectrogram-mask U-Net.
 
     python bench/wave_unet.py --data data/musdb18-7-records --seconds 600          # train + score Wave-U-Net
-    python bench/wave_unet.py --data data/musdb18-7-records --score_mask_model models/default
+    python bench/wave_unet.py --data data/musdb18-7-records --score_mask_model model/bundled
 
 Both are scored with the trainer's validation-SDR proxy (trainer/validation.py: global SDR on the
 fixed ~3 s crops of the valid split at the model's rate, median over crops) so the two rows compare

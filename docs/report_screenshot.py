@@ -1,6 +1,6 @@
 """Regenerate docs/report-screenshot.png: a track page of a real separation run, in headless Chromium.
 
-    atsep separate examples/slow_motion_dream.mp3 --output /tmp/demo_out --model_dir models/default
+    atsep separate examples/slow_motion_dream.mp3 --output /tmp/demo_out --model_dir model/bundled
     python -m reports /tmp/demo_out
     PYTHONPATH=. python docs/report_screenshot.py /tmp/demo_out/slow_motion_dream/track.html
 """

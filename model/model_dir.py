@@ -14,6 +14,8 @@ from pathlib import Path
 from model.config import CONFIG_FILE, Config
 
 EXPORT_DIR = "saved_model"
+# The model shipped inside the package (package data of the wheel): what `--model_dir` means when not given.
+BUNDLED_MODEL_DIR = str(Path(__file__).resolve().with_name("bundled"))
 GRAPH_FILE = "saved_model.pb"
 # Files that would run code or unpickle objects if any tool were careless enough to load them.
 CODE_SUFFIXES = {".py", ".pyc", ".pyo", ".pyw", ".pyz", ".pth", ".pkl", ".pickle", ".joblib", ".dill",

@@ -34,6 +34,7 @@ from atsep.progress import progress
 from model import dsp
 from model.codec import DecodeError
 from model.config import RESIDUAL, Config
+from model.model_dir import BUNDLED_MODEL_DIR
 from model.tracks import MIXTURE, Track, TrackError, find_tracks, load_track
 from reports.evaluation import write_evaluation_report
 
@@ -56,7 +57,8 @@ log = logging.getLogger(__name__)
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="atsep evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("root", metavar="ROOT", help="local MUSDB-layout folder (train/ and test/ inside)")
-    parser.add_argument("--model_dir", default="models/default", help="exported model folder")
+    parser.add_argument("--model_dir", default=BUNDLED_MODEL_DIR,
+                        help="exported model folder (default: the model bundled with the package)")
     parser.add_argument("--split", default="valid", choices=SPLITS,
                         help="which songs: musdb's train/valid/test, or all (default: valid)")
     parser.add_argument("--tracks", action="append", default=None, metavar="NAME",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from model.model_dir import BUNDLED_MODEL_DIR
 from trainer import evaluate as ev
 
 RATE = 44100
@@ -157,7 +158,7 @@ def test_select_tracks_by_split_and_name(tmp_path):
 def test_parse_args_defaults_and_unknown_targets(songs, model_dir, tmp_path):
     args = ev.parse_args(["root"])
     assert (args.model_dir, args.split, args.output, args.tracks, args.targets) == \
-        ("models/default", "valid", "out/eval", None, None)
+        (BUNDLED_MODEL_DIR, "valid", "out/eval", None, None)
     with pytest.raises(ValueError, match="unknown targets"):
         ev.evaluate(str(songs), str(model_dir), "test", str(tmp_path / "x"), targets=["bass"])
 
