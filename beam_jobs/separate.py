@@ -6,14 +6,16 @@ Per track (names from --filename, default `{track}/{stem}.{ext}`): one file per 
 plus `residual`, at the input's rate and channel count) as wav/flac/mp3/ogg, `plot.png`, and
 `track.json` written last. Songs stream through in blocks, so memory is bounded whatever their length.
 Every file is written under a temporary name and renamed into place. A rerun skips tracks whose
-track.json names the same model version and outputs, unless --force. At the end OUT/manifest.jsonl has
-one line per track (sorted by track), OUT/dead_letter.jsonl one line per input that failed, with the
-reason, and OUT/summary.json the run's counts and speed; failures never stop the run.
+track.json names the same model version and outputs, unless --force. Each track's page is written beside
+its record as it is separated. The run's manifest (one line per track) and dead letter (one line per
+input that failed, with the stage and reason) are Beam's sharded sinks, OUT/manifest-*.jsonl and
+OUT/dead_letter-*.jsonl; OUT/summary.json and OUT/index.html come from a combiner of bounded accumulators
+(beam_jobs/run_summary.py). No step holds the whole catalogue; failures never stop the run.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import logging
 import os
 import time
@@ -24,17 +26,14 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
-from beam_jobs import outputs, progress, storage
+from beam_jobs import outputs, progress, run_summary, storage
 from beam_jobs.options import add_limit_args, limits_of, pipeline_options
 from beam_jobs.outputs import OutputSettings
 from model.limits import Limits
 from model.model_dir import BUNDLED_MODEL_DIR
-from reports.separation import write_separation_report
+from reports.separation import INDEX_FILE, write_track_page
 
 DEAD_LETTER = "dead_letter"
-MANIFEST_FILE = "manifest.jsonl"
-DEAD_LETTER_FILE = "dead_letter.jsonl"
-SUMMARY_FILE = "summary.json"
 _COUNTERS = "separate"
 log = logging.getLogger(__name__)
 
@@ -148,17 +147,19 @@ def losers(element: tuple[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 class DropCollisions(beam.DoFn):
-    """Tracks whose output names clash with an earlier track's go to the dead letter."""
+    """(track, {tracks: [path], collisions: [reason]}) -> (track, path), or a dead letter when the track's
+    output names clash with an earlier track's (a join, so no worker holds every collision)."""
 
     def __init__(self, run_id: str | None):
         self.run_id = run_id
 
-    def process(self, element: tuple[str, str], collisions: dict[str, str]) -> Iterator[Any]:
-        track, path = element
-        if track in collisions:
-            yield failure(path, "expand", collisions[track], track, self.run_id)
-        else:
-            yield element
+    def process(self, element: tuple[str, dict]) -> Iterator[Any]:
+        track, joined = element
+        for path in joined["tracks"]:
+            if joined["collisions"]:
+                yield failure(path, "expand", min(joined["collisions"]), track, self.run_id)
+            else:
+                yield track, path
 
 
 class SeparateTrack(beam.DoFn):
@@ -190,50 +191,20 @@ class SeparateTrack(beam.DoFn):
             if previous is not None:
                 Metrics.counter(_COUNTERS, "tracks_skipped").inc()
                 progress.advance(self.run_id)
-                yield {**previous, "status": "skipped", "input": path}
+                skipped = {**previous, "status": "skipped", "input": path}
+                write_track_page(skipped, self.settings.output, storage.write_text_atomic)
+                yield skipped
                 return
             record = separate_track(self.separator, track, path, self.settings, stages, self.limits)
         except Exception as error:  # noqa: BLE001 - one bad song must never stop the catalogue
             yield failure(path, stages.current, f"{type(error).__name__}: {error}", track, self.run_id)
             return
+        write_track_page(record, self.settings.output, storage.write_text_atomic)
         Metrics.counter(_COUNTERS, "tracks_ok").inc()
         # counters hold integers: whole seconds here, exact durations are in the manifest
         Metrics.counter(_COUNTERS, "audio_seconds").inc(round(record["duration_s"]))
         progress.advance(self.run_id, record["duration_s"])
         yield record
-
-
-def write_jsonl(records: list[dict], path: str, key: str) -> int:
-    """Write records sorted by `key`, one JSON object per line, atomically as one unsharded file."""
-    lines = [json.dumps(record, sort_keys=True) + "\n" for record in sorted(records, key=lambda r: r[key])]
-    storage.write_text_atomic(path, "".join(lines))
-    return len(lines)
-
-
-def summarise(manifest: list[dict], failures: list[dict], output: str, started: float) -> dict:
-    """The run's counts, audio separated, wall time and speed (audio seconds per wall second)."""
-    separated = [record for record in manifest if record["status"] == "ok"]
-    seconds = sum(record["duration_s"] for record in separated)
-    wall = max(time.time() - started, 1e-6)
-    return {"separated": len(separated), "skipped": len(manifest) - len(separated), "failed": len(failures),
-            "audio_seconds": round(seconds, 3), "wall_seconds": round(wall, 3),
-            "realtime_factor": round(seconds / wall, 2), "output": output}
-
-
-def summary_line(summary: dict) -> str:
-    return (f"separate: {summary['separated']} separated ({summary['audio_seconds']:.1f} s of audio), "
-            f"{summary['skipped']} skipped, {summary['failed']} failed in {summary['wall_seconds']:.1f} s "
-            f"({summary['realtime_factor']:.1f}x realtime) -> {summary['output']}")
-
-
-def write_manifest(manifest: list[dict], output: str, failures: list[dict], started: float) -> str:
-    """Write OUT/manifest.jsonl and OUT/summary.json; log and return the one-line run summary."""
-    write_jsonl(manifest, storage.join(output, MANIFEST_FILE), key="track")
-    summary = summarise(manifest, failures, output, started)
-    storage.write_text_atomic(storage.join(output, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
-    line = summary_line(summary)
-    log.info(line)
-    return line
 
 
 def build(pipeline: beam.Pipeline, known: argparse.Namespace, started: float | None = None,
@@ -251,33 +222,26 @@ def build(pipeline: beam.Pipeline, known: argparse.Namespace, started: float | N
               .with_outputs(DEAD_LETTER, "claims", main="tracks"))
     collisions = (picked.claims
                   | "GroupByOutputName" >> beam.GroupByKey()
-                  | "LaterClaimants" >> beam.FlatMap(losers)
-                  | "OneReasonPerTrack" >> beam.CombinePerKey(min))
-    checked = (picked.tracks
-               | "DropCollisions" >> beam.ParDo(DropCollisions(run_id), beam.pvalue.AsDict(collisions))
-               .with_outputs(DEAD_LETTER, main="tracks"))
+                  | "LaterClaimants" >> beam.FlatMap(losers))
+    checked = ({"tracks": picked.tracks, "collisions": collisions}
+               | "JoinCollisions" >> beam.CoGroupByKey()
+               | "DropCollisions" >> beam.ParDo(DropCollisions(run_id)).with_outputs(DEAD_LETTER, main="tracks"))
     separated = (checked.tracks
                  | "Reshuffle" >> beam.Reshuffle()
                  | "Separate" >> beam.ParDo(SeparateTrack(settings, storage.absolute(known.model_dir),
                                                           known.force, run_id, limits_of(known)))
                  .with_outputs(DEAD_LETTER, main="manifest"))
     failures = ((expanded[DEAD_LETTER], picked[DEAD_LETTER], checked[DEAD_LETTER], separated[DEAD_LETTER])
-                | "AllFailures" >> beam.Flatten()
-                | "CollectFailures" >> beam.combiners.ToList())
-    dead_letters_written = failures | "WriteDeadLetter" >> beam.Map(
-        write_jsonl, storage.join(settings.output, DEAD_LETTER_FILE), key="input")
-    _ = (separated.manifest
-         | "CollectManifest" >> beam.combiners.ToList()
-         | "WriteManifest" >> beam.Map(write_manifest, settings.output, beam.pvalue.AsSingleton(failures),
-                                       started)
-         | "WriteReport" >> beam.Map(write_report, settings.output, beam.pvalue.AsSingleton(dead_letters_written)))
-
-
-def write_report(summary: str, output: str, _dead_letters_written: int) -> str:
-    """OUT/index.html and a page per track, from the manifest and dead letter just written (the side
-    input only orders this step after the dead letter's write); runs on the workers, so Dataflow too."""
-    write_separation_report(output, read_text=storage.read_text, write_text=storage.write_text_atomic)
-    return summary
+                | "AllFailures" >> beam.Flatten())
+    manifest_shards = separated.manifest | "WriteManifest" >> run_summary.WriteRecords(
+        settings.output, run_summary.MANIFEST)
+    dead_letter_shards = failures | "WriteDeadLetter" >> run_summary.WriteRecords(
+        settings.output, run_summary.DEAD_LETTER)
+    _ = ((separated.manifest, failures)
+         | "AllRecords" >> beam.Flatten()
+         | "Summarise" >> beam.CombineGlobally(run_summary.RunSummary())
+         | "FinishRun" >> beam.Map(run_summary.finish_run, settings.output, started,
+                                   beam.pvalue.AsList(manifest_shards), beam.pvalue.AsList(dead_letter_shards)))
 
 
 def stem_names(model_dir: str) -> tuple[str, ...]:
@@ -327,22 +291,23 @@ def run(argv: list[str] | None = None,
 
 
 def report(output: str, limit: int = 20) -> str:
-    """What a person wants to read at the end: where each track's outputs are, failures, the summary."""
+    """What a person wants to read at the end: where the first tracks' outputs are, the first failures, the
+    summary (the manifest and dead-letter shards are read only as far as `limit` lines)."""
     output = storage.absolute(output)
-    manifest = [json.loads(line) for line in storage.read_text(storage.join(output, MANIFEST_FILE)).splitlines()]
-    failures = [json.loads(line) for line in storage.read_text(storage.join(output, DEAD_LETTER_FILE)).splitlines()]
+    summary = run_summary.read_summary(output)
     lines = []
-    for record in manifest[:limit]:
+    for record in itertools.islice(run_summary.read_records(output, run_summary.MANIFEST), limit):
         audio = [record["outputs"][stem] for stem in record["stems"]]
         lines.append(f"{record['track']} ({record['status']}): stems {', '.join(audio)}")
         lines.append(f"    plot {record['outputs'].get(outputs.PLOT, '-')}")
-    for record in failures[:limit]:
+    for record in itertools.islice(run_summary.read_records(output, run_summary.DEAD_LETTER), limit):
         lines.append(f"failed: {record['input']}: {record['reason']}")
-    hidden = max(0, len(manifest) - limit) + max(0, len(failures) - limit)
+    hidden = (max(0, summary["separated"] + summary["skipped"] - limit) + max(0, summary["failed"] - limit))
     if hidden:
-        lines.append(f"... and {hidden} more: see {storage.join(output, MANIFEST_FILE)} and {DEAD_LETTER_FILE}")
-    lines.append(f"report: {storage.join(output, 'index.html')}")
-    lines.append(summary_line(json.loads(storage.read_text(storage.join(output, SUMMARY_FILE)))))
+        lines.append(f"... and {hidden} more: see {storage.join(output, run_summary.MANIFEST)}-*.jsonl and "
+                     f"{run_summary.DEAD_LETTER}-*.jsonl")
+    lines.append(f"report: {storage.join(output, INDEX_FILE)}")
+    lines.append(run_summary.summary_line(summary))
     return "\n".join(lines)
 
 

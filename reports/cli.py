@@ -1,7 +1,7 @@
 """`python -m reports DIR...`: (re)write the HTML report of a separation, evaluation or training folder.
 
-The kind is told by what the folder holds: manifest.jsonl (a separation run), summary.json with
-scores (an evaluation), history.csv (a training run). Local folders; jobs writing to object storage
+The kind is told by what the folder holds: summary.json naming manifest shards (a separation run),
+summary.json with scores (an evaluation), history.csv (a training run). Local folders; jobs writing to object storage
 write their own reports as they finish.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import os
 
 from reports.evaluation import write_evaluation_report
-from reports.separation import MANIFEST_FILE, write_separation_report
+from reports.separation import SUMMARY_FILE, write_separation_report
 from reports.training import HISTORY_FILE, write_training_report
 
 
@@ -23,16 +23,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def write_report(folder: str) -> str:
     """Write the folder's report; returns its path. ValueError when the folder holds none of the three."""
-    if os.path.isfile(os.path.join(folder, MANIFEST_FILE)):
-        return write_separation_report(folder)
-    summary = os.path.join(folder, "summary.json")
+    summary = os.path.join(folder, SUMMARY_FILE)
     if os.path.isfile(summary):
         with open(summary, encoding="utf-8") as handle:
-            if "scores" in json.load(handle):
-                return write_evaluation_report(folder)
+            kind = json.load(handle)
+        if "manifest_shards" in kind:
+            return write_separation_report(folder)
+        if "scores" in kind:
+            return write_evaluation_report(folder)
     if os.path.isfile(os.path.join(folder, HISTORY_FILE)):
         return write_training_report(folder)
-    raise ValueError(f"{folder}: no {MANIFEST_FILE}, evaluation summary.json or {HISTORY_FILE}")
+    raise ValueError(f"{folder}: no {SUMMARY_FILE} of a separation run or an evaluation, and no {HISTORY_FILE}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,16 +1,16 @@
-"""The report of a separation run: OUT/index.html (every track and failure) and a page per track.
+"""The report of a separation run: OUT/index.html (the run at a glance) and a page per track.
 
-Reads what the separate job leaves under its output prefix: OUT/manifest.jsonl (one record per track:
-track, input, status, duration_s, sample_rate, channels, stems, files {name: path relative to OUT},
-outputs {name: full path}, timings_s {stage: seconds}, model_version, format), OUT/dead_letter.jsonl
-(input, track, stage, reason) and OUT/summary.json (the run's counts, wall time and speed). Records
-are read defensively: a missing field shows as "n/a", an unreadable line is counted, never fatal.
+The separate job writes each track's page beside its record (`files["track"]`, e.g. OUT/<track>/track.json
+-> OUT/<track>/track.html) in the step that separates it, so the pages follow any --filename layout and
+no step ever holds the whole catalogue. A track page has audio players for the mixture and every stem,
+the plot, durations and timings. The mixture player points at the original input through a relative
+link when the input sits on the same disk or bucket as the output (and is in a format browsers play);
+otherwise the page says why there is none.
 
-A track's page sits beside its record file (`files["track"]`, e.g. OUT/<track>/track.json ->
-OUT/<track>/track.html), so it follows any --filename layout. It has audio players for the mixture and
-every stem, the plot, durations and timings. The mixture player points at the original input through
-a relative link when the input sits on the same disk or bucket as the output (and is in a format
-browsers play); otherwise the page says why there is none.
+The index is rendered from OUT/summary.json alone (see beam_jobs/run_summary.py): counts, speed, the
+slowest tracks and the first failures up to a limit, and links to the manifest and dead-letter shards
+(one line per track / per failed input). Its size does not grow with the catalogue. Records are read
+defensively: a missing field shows as "n/a", an unreadable manifest line is skipped, never fatal.
 """
 from __future__ import annotations
 
@@ -20,9 +20,7 @@ import posixpath
 from reports.html import (ReadText, WriteText, badge, esc, join, number, page, read_local, read_optional,
                           relative_href, table, write_local_atomic)
 
-MANIFEST_FILE = "manifest.jsonl"
-DEAD_LETTER_FILE = "dead_letter.jsonl"
-SUMMARY_FILE = "summary.json"
+SUMMARY_FILE = "summary.json"  # the run's counts and bounded lists, written last by the separate job
 INDEX_FILE = "index.html"
 RECORD_KEY = "track"  # files["track"]: the track's record, whose sibling the page becomes
 # formats Chromium, Firefox and Safari all decode in an <audio> element
@@ -174,70 +172,85 @@ def render_track(record: dict, output_dir: str, page_dir: str) -> str:
     return page(f"Separation: {track}", body)
 
 
-def _index_row(record: dict, output_dir: str) -> list[str]:
-    link, target = esc(record.get("track") or "(unnamed)"), page_path(record)
+def write_track_page(record: dict, output_dir: str, write_text: WriteText = write_local_atomic) -> str | None:
+    """Write the track's page beside its record; returns its path (None when the record names no safe one)."""
+    target = page_path(record)
+    if target is None:
+        return None
+    path = join(output_dir, target)
+    write_text(path, render_track(record, output_dir, posixpath.dirname(path)))
+    return path
+
+
+def _track_link(entry: dict, output_dir: str) -> str:
+    link, target = esc(entry.get("track") or "(unnamed)"), _safe_relative(entry.get("page"))
     if target is not None:
         link = f'<a href="{esc(relative_href(join(output_dir, target), output_dir))}">{link}</a>'
-    timings = record.get("timings_s") if isinstance(record.get("timings_s"), dict) else {}
-    stems = record.get("stems") if isinstance(record.get("stems"), list) else []
-    return [link, badge(str(record.get("status", "n/a"))), number(record.get("duration_s"), 1),
-            number(record.get("sample_rate"), 0), number(record.get("channels"), 0),
-            esc(", ".join(map(str, stems)) or "n/a"), number(timings.get("total"), 1), _speed(record)]
+    return link
 
 
-def _run_line(run: dict | None) -> str:
-    """Wall time and speed from OUT/summary.json, when the job wrote one."""
-    if not run or number(run.get("wall_seconds")) == "n/a":
-        return ""
-    return (f"<p>{number(run.get('audio_seconds'), 1)} s separated in {number(run['wall_seconds'], 1)} s "
-            f"of wall time ({number(run.get('realtime_factor'), 1)}× real time)</p>")
+def _shard_links(names: object, output_dir: str) -> str:
+    names = [name for name in names if _safe_relative(name)] if isinstance(names, list) else []
+    return ", ".join(f'<a href="{esc(relative_href(join(output_dir, name), output_dir))}">{esc(name)}</a>'
+                     for name in names) or "none"
 
 
-def render_index(records: list[dict], failures: list[dict], output_dir: str, unreadable: int = 0,
-                 run: dict | None = None) -> str:
-    """The run's overview: counts, one row per track (linked to its page), then every failure."""
-    statuses = [str(record.get("status")) for record in records]
-    seconds = sum(r["duration_s"] for r in records if number(r.get("duration_s")) != "n/a")
-    versions = sorted({str(r["model_version"]) for r in records if r.get("model_version")})
-    summary = (f"<p>{badge('ok')} {statuses.count('ok')} separated &nbsp; {badge('skipped')} "
-               f"{statuses.count('skipped')} skipped (done before) &nbsp; {badge('failed')} {len(failures)} "
-               f"failed &nbsp; · {seconds:.1f} s of audio · model {esc(', '.join(versions) or 'n/a')}</p>"
-               + _run_line(run))
-    if unreadable:
-        summary += f'<p class="note">{unreadable} unreadable line(s) in the manifest or dead-letter file</p>'
-    tracks = (table(["track", "status", "duration (s)", "rate (Hz)", "channels", "stems", "time (s)",
-                     "× real time"], [_index_row(r, output_dir) for r in records], numeric=[2, 3, 4, 6, 7])
-              if records else '<p class="note">no track in the manifest</p>')
-    failed = (table(["input", "track", "stage", "reason"],
+def render_index(summary: dict, output_dir: str) -> str:
+    """The run's overview from its summary: counts and speed, the slowest tracks and the first failures
+    (each list bounded by the job), and links to the manifest and dead-letter shards that list them all."""
+    failed = summary.get("failed", 0)
+    head = (f"<p>{badge('ok')} {number(summary.get('separated'), 0)} separated &nbsp; {badge('skipped')} "
+            f"{number(summary.get('skipped'), 0)} skipped (done before) &nbsp; {badge('failed')} "
+            f"{number(failed, 0)} failed &nbsp; · {number(summary.get('audio_seconds'), 1)} s of audio · model "
+            f"{esc(', '.join(map(str, summary.get('model_versions') or [])) or 'n/a')}</p>\n")
+    if number(summary.get("wall_seconds")) != "n/a":
+        head += (f"<p>{number(summary.get('audio_seconds'), 1)} s separated in {number(summary['wall_seconds'], 1)} "
+                 f"s of wall time ({number(summary.get('realtime_factor'), 1)}× real time)</p>\n")
+    head += (f"<p>Every track, one JSON line each: {_shard_links(summary.get('manifest_shards'), output_dir)}"
+             f"<br>Every failed input: {_shard_links(summary.get('dead_letter_shards'), output_dir)}</p>")
+    slowest = [entry for entry in summary.get("slowest") or [] if isinstance(entry, dict)]
+    tracks = (table(["track", "duration (s)", "time (s)", "× real time"],
+                    [[_track_link(entry, output_dir), number(entry.get("duration_s"), 1),
+                      number(entry.get("seconds"), 1), _speed({"timings_s": {"total": entry.get("seconds")},
+                                                               "duration_s": entry.get("duration_s")})]
+                     for entry in slowest], numeric=[1, 2, 3])
+              if slowest else '<p class="note">no track separated in this run</p>')
+    failures = [entry for entry in summary.get("failures") or [] if isinstance(entry, dict)]
+    listed = (table(["input", "track", "stage", "reason"],
                     [(f"<code>{esc(f.get('input', 'n/a'))}</code>", esc(f.get("track", "n/a")),
                       esc(f.get("stage", "n/a")), esc(f.get("reason", "n/a"))) for f in failures])
               if failures else "<p>none</p>")
-    body = f"{summary}\n<h2>Tracks</h2>\n{tracks}\n<h2>Failures</h2>\n{failed}"
+    if isinstance(failed, int) and failed > len(failures):
+        listed += f'<p class="note">the first {len(failures)} of {failed} by input; the rest are in the dead-letter shards</p>'
+    body = (f"{head}\n<h2>Slowest tracks</h2>\n{tracks}\n<h2>Failures</h2>\n{listed}")
     return page("Separation run", body, subtitle=output_dir)
 
 
 def write_separation_report(output_dir: str, *, read_text: ReadText = read_local,
                             write_text: WriteText = write_local_atomic) -> str:
-    """Write every track's page, then OUT/index.html (last: its presence means the report is whole).
+    """Rewrite every track's page from the manifest shards, then OUT/index.html from OUT/summary.json.
 
     `read_text(path)` / `write_text(path, text)` reach the output folder: the local defaults, or the
-    caller's object-storage functions. Returns the index's path.
+    caller's object-storage functions. Returns the index's path; FileNotFoundError when the folder holds
+    no finished separation run (no summary.json).
     """
     output_dir = output_dir.rstrip("/") or "/"
-    records, bad_records = read_jsonl(read_optional(read_text, join(output_dir, MANIFEST_FILE)))
-    failures, bad_failures = read_jsonl(read_optional(read_text, join(output_dir, DEAD_LETTER_FILE)))
-    run = read_optional(read_text, join(output_dir, SUMMARY_FILE))
-    try:
-        run = json.loads(run) if run is not None else None
-    except ValueError:
-        run = None
-    records.sort(key=lambda record: str(record.get("track", "")))
-    for record in records:
-        target = page_path(record)
-        if target is not None:
-            path = join(output_dir, target)
-            write_text(path, render_track(record, output_dir, posixpath.dirname(path)))
+    text = read_optional(read_text, join(output_dir, SUMMARY_FILE))
+    summary = _json_object(text)
+    if summary is None:
+        raise FileNotFoundError(f"no {SUMMARY_FILE} of a separation run in {output_dir}")
+    for name in summary.get("manifest_shards") or []:
+        if _safe_relative(name):
+            for record in read_jsonl(read_optional(read_text, join(output_dir, name)))[0]:
+                write_track_page(record, output_dir, write_text)
     index = join(output_dir, INDEX_FILE)
-    write_text(index, render_index(records, failures, output_dir, bad_records + bad_failures,
-                                   run if isinstance(run, dict) else None))
+    write_text(index, render_index(summary, output_dir))
     return index
+
+
+def _json_object(text: str | None) -> dict | None:
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

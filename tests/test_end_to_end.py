@@ -7,7 +7,7 @@ import numpy as np
 import soundfile as sf
 
 from atsep import synth
-from beam_jobs import preprocess, separate
+from beam_jobs import preprocess, run_summary, separate
 from model import codec
 from trainer import task
 
@@ -38,5 +38,5 @@ def test_generate_preprocess_train_separate(tmp_path, tiny_config):
             assert stem_rate == rate and stems[name].shape == mix.shape
         np.testing.assert_allclose(sum(stems.values()), mix, atol=1e-5)
         assert list(track.glob("*.png"))
-    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    manifest = list(run_summary.read_records(str(out)))
     assert len(manifest) == len(test_songs) and all(line["status"] == "ok" for line in manifest)

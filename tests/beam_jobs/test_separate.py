@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from apache_beam.metrics.metric import MetricsFilter
 
-from beam_jobs import outputs, plots, progress, separate, storage
+from beam_jobs import outputs, plots, progress, run_summary, separate, storage
 from model.codec import decode, mux_stem_mp4
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -54,8 +54,9 @@ def _argv(inputs: Path, out: Path, model_dir: Path, *extra: str) -> list[str]:
             *extra]
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+def _records(out: Path | str, kind: str = run_summary.MANIFEST) -> list[dict]:
+    """A finished run's manifest (or dead letter) from its shards, sorted by track and input."""
+    return sorted(run_summary.read_records(str(out), kind), key=lambda r: (r["track"], r["input"]))
 
 
 def _counter(result, name: str) -> int:
@@ -95,7 +96,7 @@ def test_plots_are_png_images(first_run):
 
 def test_manifest_has_one_line_per_good_track(first_run, model_dir):
     out, _ = first_run
-    manifest = _jsonl(out / "manifest.jsonl")
+    manifest = _records(out)
     assert [record["track"] for record in manifest] == sorted(GOOD)
     version = (model_dir / "VERSION").read_text().strip()
     for record in manifest:
@@ -111,7 +112,7 @@ def test_manifest_has_one_line_per_good_track(first_run, model_dir):
 def test_dead_letter_names_each_failure_and_why(first_run, inputs):
     out, result = first_run
     failures = {Path(record["input"]).relative_to(inputs).as_posix(): record
-                for record in _jsonl(out / "dead_letter.jsonl")}
+                for record in _records(out, run_summary.DEAD_LETTER)}
     assert set(failures) == {"broken.wav", "empty.wav", "missing.wav", "upload/stereo.wav"}
     assert failures["empty.wav"]["reason"] == "DecodeError: empty file (0 bytes)"
     assert failures["broken.wav"]["stage"] == "decode"
@@ -128,21 +129,25 @@ def test_no_temporary_files_are_left(first_run):
     out, _ = first_run
     leftovers = [path for path in out.rglob("*") if path.name.startswith(".") or storage.PARTIAL in path.name]
     assert leftovers == []
-    assert sorted(path.name for path in out.iterdir() if path.is_file()) == [
-        "dead_letter.jsonl", "index.html", "manifest.jsonl", "summary.json"]
+    summary = run_summary.read_summary(str(out))
+    assert sorted(path.name for path in out.iterdir() if path.is_file()) == sorted(
+        ["index.html", "summary.json", *summary["manifest_shards"], *summary["dead_letter_shards"]])
 
 
 def test_rerun_skips_done_tracks_and_force_redoes_them(first_run, inputs, model_dir):
     out, _ = first_run
     before = {path: path.stat().st_ino for path in out.rglob("*.wav")}
+    stale = out / "manifest-00007-of-00009.jsonl"  # a shard of an earlier run with another shard count
+    stale.write_text(json.dumps({"track": "gone"}) + "\n")
     result = separate.run(_argv(inputs, out, model_dir))
-    assert {r["status"] for r in _jsonl(out / "manifest.jsonl")} == {"skipped"}
+    assert not stale.exists()
+    assert {r["status"] for r in _records(out)} == {"skipped"}
     assert {path: path.stat().st_ino for path in out.rglob("*.wav")} == before
     assert _counter(result, "tracks_skipped") == len(GOOD)
-    assert len(_jsonl(out / "dead_letter.jsonl")) == 4
+    assert len(_records(out, run_summary.DEAD_LETTER)) == 4
 
     separate.run(_argv(inputs, out, model_dir, "--force", "--subtype", "FLOAT"))
-    assert {r["status"] for r in _jsonl(out / "manifest.jsonl")} == {"ok"}
+    assert {r["status"] for r in _records(out)} == {"ok"}
     assert all(path.stat().st_ino != inode for path, inode in before.items())
     assert sf.info(out / "stereo" / "vocals.wav").subtype == "FLOAT"
 
@@ -172,20 +177,6 @@ def test_failed_atomic_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_manifest_is_sorted_and_summarised(tmp_path):
-    import time
-
-    records = [{"track": "b", "status": "ok", "duration_s": 25.0}, {"track": "a", "status": "skipped",
-                                                                    "duration_s": 9.0}]
-    line = separate.write_manifest(records, str(tmp_path), failures=[{"input": "x"}], started=time.time() - 10)
-    assert line.startswith("separate: 1 separated (25.0 s of audio), 1 skipped, 1 failed in 10.")
-    assert line.endswith(f"(2.5x realtime) -> {tmp_path}")
-    assert [r["track"] for r in _jsonl(tmp_path / "manifest.jsonl")] == ["a", "b"]
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert (summary["separated"], summary["skipped"], summary["failed"]) == (1, 1, 1)
-    assert summary["realtime_factor"] == pytest.approx(2.5, abs=0.05)
-
-
 def test_plot_of_silence_renders():
     silence = np.zeros((2048, 1), dtype=np.float32)
     assert plots.render_track(silence, {"vocals": silence}, 8000, "quiet").startswith(PNG_MAGIC)
@@ -208,14 +199,14 @@ def test_object_storage_inputs_model_and_outputs(gcs_bucket, inputs, model_dir):
     separate.run([f"{gcs_bucket}/songs/*.wav", "-o", out, "--model_dir", f"{gcs_bucket}/model"])
 
     names = sorted(m.path[len(out) + 1:] for m in FileSystems.match([out + "/**"])[0].metadata_list)
-    assert names == ["dead_letter.jsonl", "index.html", "manifest.jsonl", "stereo/drums.wav", "stereo/plot.png",
-                     "stereo/residual.wav", "stereo/track.html", "stereo/track.json", "stereo/vocals.wav",
-                     "summary.json"]
-    manifest = [json.loads(line) for line in storage.read_text(f"{out}/manifest.jsonl").splitlines()]
+    summary = run_summary.read_summary(out)
+    assert names == sorted(["index.html", "stereo/drums.wav", "stereo/plot.png", "stereo/residual.wav",
+                            "stereo/track.html", "stereo/track.json", "stereo/vocals.wav", "summary.json",
+                            *summary["manifest_shards"], *summary["dead_letter_shards"]])
+    manifest = _records(out)
     assert [(r["track"], r["status"], r["outputs"]["vocals"]) for r in manifest] == [
         ("stereo", "ok", f"{out}/stereo/vocals.wav")]
-    failures = storage.read_text(f"{out}/dead_letter.jsonl").splitlines()
-    assert [json.loads(line)["input"] for line in failures] == [f"{gcs_bucket}/songs/broken.wav"]
+    assert [r["input"] for r in _records(out, run_summary.DEAD_LETTER)] == [f"{gcs_bucket}/songs/broken.wav"]
     with storage.staged_input(f"{out}/stereo/vocals.wav") as local:
         assert sf.info(local).frames == decode(inputs / "stereo.wav")[0].shape[0]
 
@@ -231,7 +222,7 @@ def test_formats_templates_collisions_and_the_report(tmp_path, inputs, model_dir
     argv = [str(inputs / "mono.flac"), str(songs / "*" / "*.wav"), "-o", str(out), "--model_dir", str(model_dir),
             "--format", "mp3", "--bitrate", "96k", "--filename", "{stem}/{track}.{ext}"]
     assert separate.main(argv) == 0
-    manifest = _jsonl(out / "manifest.jsonl")
+    manifest = _records(out)
     assert [record["track"] for record in manifest] == ["Song", "mono"]
     assert (manifest[1]["format"], manifest[1]["bitrate"]) == ("mp3", "96k")
     for stem in ("vocals", "drums", "residual"):
@@ -239,7 +230,7 @@ def test_formats_templates_collisions_and_the_report(tmp_path, inputs, model_dir
         assert rate == 22050 and decoded.shape[1] == 1 and abs(decoded.shape[0] - 26460) < 3000
     assert (out / "plot" / "mono.png").read_bytes().startswith(PNG_MAGIC)
     assert json.loads((out / "track" / "mono.json").read_text())["status"] == "ok"
-    [failure] = _jsonl(out / "dead_letter.jsonl")
+    [failure] = _records(out, run_summary.DEAD_LETTER)
     assert failure["track"] == "song" and "already taken by track 'Song'" in failure["reason"]
     printed = capsys.readouterr().out
     assert f"{out}/vocals/mono.mp3" in printed and f"{out}/plot/mono.png" in printed

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from beam_jobs import separate, storage
+from beam_jobs import run_summary, separate, storage
 from tests.conftest import REPO
 from tests.reliability.corpus import tone
 
@@ -85,7 +85,7 @@ def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(songs, model_di
     os.killpg(process.pid, signal.SIGKILL)  # the whole process group: the runner's threads and ffmpeg
     process.wait()
     assert 0 < done_at_kill < SONGS, f"kill landed at {done_at_kill} of {SONGS} tracks: not mid-way"
-    assert not (out / "manifest.jsonl").exists()
+    assert not (out / "summary.json").exists() and not list(out.glob("manifest-*"))
     for path in out.rglob("*.wav"):  # a final name is only ever a complete file
         if storage.PARTIAL not in path.name:
             assert sf.info(path).frames == int(SECONDS * RATE)  # readable, full length
@@ -94,8 +94,8 @@ def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(songs, model_di
     separate.run(_argv(songs, out, model_dir))
     assert _differences(out, reference) == []
     assert _partials(out) == []
-    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    assert len(manifest) == SONGS and (out / "dead_letter.jsonl").read_text() == ""
+    manifest = list(run_summary.read_records(str(out)))
+    assert len(manifest) == SONGS and list(run_summary.read_records(str(out), run_summary.DEAD_LETTER)) == []
     skipped = sum(record["status"] == "skipped" for record in manifest)
     assert skipped == done_at_kill
     record_case("crash", f"SIGKILL after {done_at_kill}/{SONGS} tracks, then rerun",
@@ -116,7 +116,7 @@ def test_two_runs_on_one_output_leave_only_complete_files(songs, model_dir, refe
         stems = [sf.read(record["outputs"][stem], dtype="float32")[0] for stem in record["stems"]]
         mix = sf.read(songs / f"{record['track']}.wav", dtype="float32")[0]
         np.testing.assert_allclose(sum(stems), mix, atol=1e-4)  # 3 stems rounded to 16 bits
-    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    manifest = list(run_summary.read_records(str(out)))
     assert sorted(record["track"] for record in manifest) == sorted(f"song {i}" for i in range(SONGS))
     record_case("race", "two runs at once on one output (one with --force)", "only complete files",
                 f"both exit 0; {SONGS} tracks, every stem complete and identical to a lone run")

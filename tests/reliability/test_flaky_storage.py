@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from beam_jobs import preprocess, separate, storage
+from beam_jobs import preprocess, run_summary, separate, storage
 from tests.reliability.corpus import tone
 
 pytestmark = pytest.mark.gcs
@@ -41,9 +41,9 @@ def test_separate_completes_through_failures(flaky_bucket, model_dir, tmp_path, 
     out = f"{bucket}/separated"
     separate.run([f"{bucket}/songs/*.wav", "-o", out, "--model_dir", str(model_dir), "--subtype", "FLOAT"])
     failed = proxy.outcomes["503"] + proxy.outcomes["drop"] - before
-    manifest = [json.loads(line) for line in storage.read_text(f"{out}/manifest.jsonl").splitlines()]
+    manifest = sorted(run_summary.read_records(out), key=lambda record: record["track"])
     assert [record["track"] for record in manifest] == ["song0", "song1"]
-    assert storage.read_text(f"{out}/dead_letter.jsonl") == ""
+    assert list(run_summary.read_records(out, run_summary.DEAD_LETTER)) == []
     for record in manifest:
         stems = [sf.read(_local(record["outputs"][stem], tmp_path), dtype="float32")[0] for stem in record["stems"]]
         np.testing.assert_allclose(sum(stems), songs[record["input"]], atol=1e-5)

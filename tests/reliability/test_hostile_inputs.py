@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from beam_jobs import preprocess, separate, storage
+from beam_jobs import preprocess, run_summary, separate, storage
 from tests.conftest import REPO
 from tests.reliability.corpus import CASES, DEAD, OK, write_corpus, write_track_folders
 
@@ -40,9 +40,9 @@ def separated(corpus, model_dir, tmp_path_factory):
 
 
 def _outcomes(out: Path, key: str) -> tuple[dict[str, dict], dict[str, dict]]:
-    done = {record["track"]: record for record in _jsonl(out / "manifest.jsonl")}
+    done = {record["track"]: record for record in run_summary.read_records(str(out))}
     failed = {Path(record[key]).name if key == "input" else record[key]: record
-              for record in _jsonl(out / "dead_letter.jsonl")}
+              for record in run_summary.read_records(str(out), run_summary.DEAD_LETTER)}
     return done, failed
 
 

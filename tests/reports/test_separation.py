@@ -43,7 +43,6 @@ def run_dir(tmp_path_factory, tiny_config) -> Path:
             sf.write(songs / name, _tone(seconds, rate, channels), rate)
     (songs / "broken.wav").write_bytes(b"RIFF, but not really")
     separate.run([str(songs / "*"), "-o", str(root / "out"), "--model_dir", str(model_dir)])
-    write_separation_report(str(root / "out"))
     return root
 
 
@@ -51,7 +50,7 @@ def _track_urls(base: str) -> dict[str, str]:
     return {name: f"{base}/out/{quote(track)}/track.html" for name, (track, *_) in SONGS.items()}
 
 
-def test_index_lists_tracks_and_failures(run_dir):
+def test_the_job_writes_an_index_listing_tracks_and_failures(run_dir):
     index = (run_dir / "out" / "index.html").read_text()
     for track, *_ in SONGS.values():
         assert f'href="{quote(track)}/track.html"' in index
@@ -83,22 +82,35 @@ def test_pages_play_and_show_in_chromium(run_dir, browser, serve, scheme):
         assert [a["duration"] for a in check.audio] == pytest.approx([SONGS[name][3]] * 4, abs=0.06)
 
 
+def _finished_run(out: Path, records: list[dict], failures: list[dict], limit: int = 100) -> None:
+    """What the separate job leaves: a manifest shard, a dead-letter shard, summary.json from RunSummary."""
+    from beam_jobs.run_summary import RunSummary
+
+    out.mkdir(exist_ok=True)
+    (out / "manifest-00000-of-00001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + "not json\n")
+    (out / "dead_letter-00000-of-00001.jsonl").write_text("".join(json.dumps(f) + "\n" for f in failures))
+    combine = RunSummary(limit)
+    summary = combine.extract_output(combine.merge_accumulators(
+        [combine.add_input(combine.create_accumulator(), record) for record in records + failures]))
+    summary.update(manifest_shards=["manifest-00000-of-00001.jsonl"],
+                   dead_letter_shards=["dead_letter-00000-of-00001.jsonl"])
+    (out / "summary.json").write_text(json.dumps(summary))
+
+
 def test_values_are_escaped_and_missing_fields_tolerated(tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
     odd = '<b onmouseover="x">&\''
-    records = [{"track": odd, "status": "ok", "input": "gs://elsewhere/song.mp3"},
+    records = [{"track": odd, "status": "ok", "input": "gs://elsewhere/song.mp3", "timings_s": {"total": 3.0}},
                {"track": "old", "status": "skipped", "input": str(tmp_path / "old.aiff"),
                 "files": {"vocals": "old/vocals.wav"}, "stems": ["vocals"], "duration_s": 2.0,
                 "timings_s": {"total": 1.0}}]
-    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + "not json\n")
-    (out / "dead_letter.jsonl").write_text(json.dumps({"input": "x.wav", "reason": "<script>bad()</script>"}))
+    _finished_run(out, records, [{"input": "x.wav", "reason": "<script>bad()</script>"}])
     write_separation_report(str(out))
     pages = [(out / "index.html").read_text(), (out / odd / "track.html").read_text(),
              (out / "old" / "track.html").read_text()]
     assert all(odd not in text and "<script>" not in text for text in pages)
     assert "&lt;b onmouseover=&quot;x&quot;&gt;&amp;&#x27;" in pages[0]
-    assert "1 unreadable line(s)" in pages[0] and "1 skipped" in pages[0]
+    assert "1 skipped" in pages[0] and "&lt;script&gt;" in pages[0]
     assert "not on the same disk or bucket" in pages[1]  # a gs:// input next to a local output
     assert "browsers do not play .aiff" in pages[2] and "2.0× real time" in pages[2]
     assert 'src="vocals.wav"' in pages[2]
@@ -109,16 +121,30 @@ def test_pages_follow_any_output_layout(tmp_path):
     files = {"vocals": "vocals/a b.mp3", "plot": "plot/a b.png", "track": "track/a b.json"}
     record = {"track": "a b", "status": "ok", "stems": ["vocals"], "files": files,
               "outputs": {name: f"/elsewhere/{file}" for name, file in files.items()}}  # moved since
-    (tmp_path / "manifest.jsonl").write_text(json.dumps(record) + "\n")
+    _finished_run(tmp_path, [record], [])
     write_separation_report(str(tmp_path))
     page = (tmp_path / "track" / "a b.html").read_text()
     assert 'src="../vocals/a%20b.mp3"' in page and 'src="../plot/a%20b.png"' in page
     assert 'href="track/a%20b.html"' in (tmp_path / "index.html").read_text()
 
 
-def test_no_manifest_still_gives_a_page(tmp_path):
-    index = Path(write_separation_report(str(tmp_path)))
-    assert "no track in the manifest" in index.read_text()
+def test_the_index_stays_bounded_whatever_the_catalogue(tmp_path):
+    """300 tracks and 250 failures, limit 20: the page names 20 of each, the slowest and the first inputs."""
+    records = [{"track": f"t{n:03d}", "status": "ok", "duration_s": 1.0, "timings_s": {"total": n / 100}}
+               for n in range(300)]
+    failures = [{"input": f"in{n:03d}.wav", "track": f"f{n:03d}", "stage": "decode", "reason": "bad"}
+                for n in reversed(range(250))]
+    _finished_run(tmp_path, records, failures, limit=20)
+    index = Path(write_separation_report(str(tmp_path))).read_text()
+    assert index.count('/track.html"') == 20 and "t299/track.html" in index and "t279/track.html" not in index
+    assert "in000.wav" in index and "in019.wav" in index and "in020.wav" not in index
+    assert "the first 20 of 250 by input" in index
+    assert 'href="manifest-00000-of-00001.jsonl"' in index and 'href="dead_letter-00000-of-00001.jsonl"' in index
+
+
+def test_a_folder_without_a_finished_run_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no summary.json"):
+        write_separation_report(str(tmp_path))
 
 
 @pytest.mark.parametrize("target, folder, expected", [
