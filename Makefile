@@ -17,7 +17,9 @@ MUSDB7 ?= ../shared/data/musdb18-7
 
 include infra/cloud.mk
 
-.PHONY: setup browser demo test reliability generate preprocess train separate evaluate default-model clean
+WHEEL := dist/audio_track_separator-0.1.0-py3-none-any.whl
+
+.PHONY: setup wheel browser demo test reliability generate preprocess train separate evaluate default-model clean
 
 $(STAMP): requirements.txt requirements.lock requirements-test.txt setup.py
 	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -qq && \
@@ -29,6 +31,12 @@ $(STAMP): requirements.txt requirements.lock requirements-test.txt setup.py
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+## The wheel the cloud image installs: every package, the bundled model as package data (see infra/Dockerfile).
+wheel: setup
+	rm -rf build dist
+	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w dist .
+	@ls $(WHEEL)
 
 ## Headless Chromium and its driver, for the tests that check the HTML reports in a real browser.
 browser:

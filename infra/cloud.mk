@@ -23,8 +23,8 @@ CLOUD_FLAGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" -
 cloud-vars:
 	@[ -n "$(PROJECT)" ] && [ -n "$(BUCKET)" ] || { echo "set PROJECT and BUCKET (and REGION, default $(REGION))" >&2; exit 2; }
 
-## Build and push the worker, GPU and Flex Template launcher images (one Dockerfile, shared layers).
-image: cloud-vars
+## Build and push the worker, GPU and Flex Template launcher images (one Dockerfile, shared layers) from the wheel.
+image: cloud-vars wheel
 	$(CLOUD) image $(CLOUD_FLAGS) $(ARGS)
 
 ## Store the Flex Template specs for preprocess and separate under gs://BUCKET/templates/.

@@ -1,7 +1,11 @@
-"""Shared fixtures: a tiny config and the environment every test runs in."""
+"""Shared fixtures: a tiny config, the installed wheel, and the environment every test runs in."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,3 +34,56 @@ def tiny_config():
     return Config().replace(
         network__filters=(4, 8, 16), network__patch_frames=32, network__dropout=0.0,
         data__patch_seconds=2.0, training__batch_size=2, training__epochs=1, training__steps_per_epoch=2)
+
+
+@dataclass(frozen=True)
+class InstalledWheel:
+    """The project's wheel installed in a venv of its own, used from a folder outside the checkout."""
+
+    wheel: Path  # as built from setup.py, the file the image receives
+    venv: Path
+    workdir: Path  # an empty folder outside the checkout: run commands here
+
+    @property
+    def bin(self) -> Path:
+        return self.venv / "bin"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The venv's bin first on PATH (Beam's worker pool starts `python` from PATH), no PYTHONPATH."""
+        env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
+        return {**env, "PATH": f"{self.bin}{os.pathsep}{env.get('PATH', '')}", **extra}
+
+    def run(self, *command: str, timeout: float = 600, **extra_env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(command, cwd=self.workdir, env=self.env(**extra_env), capture_output=True,
+                              text=True, timeout=timeout)
+
+
+def build_wheel(dist: Path) -> Path:
+    """`make wheel`'s build: every package and the bundled model, from setup.py."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(dist), str(REPO)], check=True, capture_output=True, timeout=300)
+    [wheel] = dist.glob("audio_track_separator-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(tmp_path_factory) -> InstalledWheel:
+    """The wheel installed (no editable finder, no checkout on the path) into a fresh venv whose third-party
+    packages come from this test venv's site-packages, read through a .pth line (so that folder's own
+    .pth files, the editable install's among them, are not run). Installing the pins anew would take
+    minutes and 3 GB; `pip check` below proves the wheel's requirements are met all the same."""
+    root = tmp_path_factory.mktemp("installed")
+    wheel = build_wheel(root / "dist")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "third_party.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+                    "--no-deps", "--no-compile", str(wheel)], check=True, capture_output=True, timeout=300)
+    checked = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "check"],
+                             capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    workdir = root / "elsewhere"
+    workdir.mkdir()
+    return InstalledWheel(wheel, venv, workdir)
