@@ -34,7 +34,7 @@ setup: $(STAMP)
 
 ## The wheel the cloud image installs: every package, the bundled model as package data (see infra/Dockerfile).
 wheel: setup
-	rm -rf build dist
+	rm -rf dist build/lib build/bdist.*  # a stale build/lib would carry deleted modules into the wheel
 	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w dist .
 	@ls $(WHEEL)
 

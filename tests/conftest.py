@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -58,11 +59,19 @@ class InstalledWheel:
                               text=True, timeout=timeout)
 
 
-def build_wheel(dist: Path) -> Path:
-    """`make wheel`'s build: every package and the bundled model, from setup.py."""
+def build_wheel(root: Path) -> Path:
+    """`make wheel`'s build, from a copy of the files git knows (tracked, or new and not ignored), so that
+    nothing left in the checkout (build/, caches, local outputs) can reach the wheel."""
+    source = root / "source"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(dist), str(REPO)], check=True, capture_output=True, timeout=300)
-    [wheel] = dist.glob("audio_track_separator-*.whl")
+                    str(root / "dist"), str(source)], check=True, capture_output=True, timeout=300)
+    [wheel] = (root / "dist").glob("audio_track_separator-*.whl")
     return wheel
 
 
@@ -73,7 +82,7 @@ def installed_wheel(tmp_path_factory) -> InstalledWheel:
     .pth files, the editable install's among them, are not run). Installing the pins anew would take
     minutes and 3 GB; `pip check` below proves the wheel's requirements are met all the same."""
     root = tmp_path_factory.mktemp("installed")
-    wheel = build_wheel(root / "dist")
+    wheel = build_wheel(root)
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
