@@ -8,6 +8,7 @@ is the mixture minus the heads at the input's rate, so the stems always add up t
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -23,6 +24,15 @@ from model.model_dir import check_model_dir
 MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 EXPORT_DIR = "saved_model"
 ROWS_PER_CALL = 4  # the most batches (of separator.batch_size patches) merged across songs in one call
+THREADS_ENV = "ATSEP_TF_THREADS"  # "INTRA,INTER": TensorFlow's op thread pools in this process
+
+
+def tf_threads() -> tuple[int, int]:
+    """$ATSEP_TF_THREADS, else every core this process may use within an op and 2 ops at once: one process
+    per machine serves all its songs (infra/flex/launcher.py), and the U-Net is a chain of ops."""
+    intra, _, inter = os.environ.get(THREADS_ENV, "").partition(",")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return int(intra or cores), int(inter or min(2, cores))
 
 
 class Separator:
@@ -42,6 +52,12 @@ class Separator:
 
         model_dir = Path(model_dir)
         config = check_model_dir(model_dir)  # refuses foreign folders before TensorFlow reads anything
+        intra, inter = tf_threads()
+        try:  # only before TensorFlow's first op in this process; later the pools it made stay
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+        except RuntimeError:
+            pass
         loaded = tf.saved_model.load(str(model_dir / EXPORT_DIR))
         serve = loaded.signatures["serving_default"]
 

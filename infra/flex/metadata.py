@@ -5,7 +5,7 @@
 
 Every job option becomes one template parameter with a label, help text, isOptional, and regexes that
 Dataflow checks before it launches anything. Paths must be gs:// (workers cannot see the launcher's
-disk); the bundled model under /opt/atsep/models/ is in the image itself, so it is allowed too.
+disk); leaving model_dir out uses the model bundled in the installed package, which the image carries.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ REGEXES = {  # per parameter name; the rest are derived from the option's type a
     "input": [f"^{GCS}$"], "output": [f"^{GCS}$"], "input_list": [f"^{GCS}$"],
     "config": [f"^({GCS})?$"],  # empty: the default config (the retrain pipeline always passes it)
     "inputs": [r"^gs://[^,\s]+(,gs://[^,\s]+)*$"],
-    "model_dir": [rf"^({GCS}|/opt/atsep/models/[^/\s]+)$"],
+    "model_dir": [f"^{GCS}$"],
     "bitrate": [r"^[0-9]{2,3}k$"],
     "filename": [r"^[^/\s][^\s]*\{stem\}[^\s]*$"],
 }
