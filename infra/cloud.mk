@@ -35,15 +35,16 @@ flex-templates: cloud-vars
 stage-config: cloud-vars
 	$(CLOUD) stage-config $(CLOUD_FLAGS) $(ARGS)
 
-## gs://BUCKET/musdb -> gs://BUCKET/records on Dataflow.
+## gs://BUCKET/musdb -> gs://BUCKET/records on Dataflow (n2-highmem-4 workers unless MACHINE=...; docs/cloud.md).
 dataflow-preprocess: cloud-vars
-	$(CLOUD) dataflow-preprocess $(CLOUD_FLAGS) $(ARGS)
+	$(CLOUD) dataflow-preprocess $(CLOUD_FLAGS) $(if $(MACHINE),dataflow.worker-machine-type=$(MACHINE)) $(ARGS)
 
-## gs://BUCKET/catalogue/* -> gs://BUCKET/stems on Dataflow, with the registry's current model.
+## gs://BUCKET/catalogue/* -> gs://BUCKET/stems on Dataflow, with the registry's current model (n2-highcpu-8
+## workers unless MACHINE=...: the launcher matches the harness threads to its vCPUs).
 dataflow-separate: cloud-vars
-	$(CLOUD) dataflow-separate $(CLOUD_FLAGS) $(ARGS)
+	$(CLOUD) dataflow-separate $(CLOUD_FLAGS) $(if $(MACHINE),dataflow.worker-machine-type=$(MACHINE)) $(ARGS)
 
-## Train on Vertex AI from gs://BUCKET/records (GPU=1: one NVIDIA L4).
+## Train on Vertex AI from gs://BUCKET/records (GPU=1: one NVIDIA L4, the atsep-gpu image, mixed precision).
 vertex-train: cloud-vars
 	$(CLOUD) vertex-train $(CLOUD_FLAGS) $(ARGS)
 

@@ -72,8 +72,17 @@ def parameter_flags(parameters: dict[str, str]) -> list[str]:
 
 
 def dataflow_command(cloud: Cloud, job: str, parameters: dict[str, str], options: dict[str, str]) -> list[str]:
-    """`gcloud dataflow flex-template run` of one template, on the project's worker service account."""
-    settings = {"max-workers": "20", **options}
+    """`gcloud dataflow flex-template run` of one template, on the project's worker service account.
+
+    The workers' machine type is the job's in infra/flex/launcher.py's SIZING unless
+    dataflow.worker-machine-type= names another; it goes to Dataflow (--worker-machine-type) and, as a
+    pipeline option, to the template's launcher, which matches the harness threads to its vCPUs."""
+    from infra.flex.launcher import SIZING
+
+    machine = options.get("worker-machine-type", SIZING[job].machine_type)
+    pipeline_options = ",".join(filter(None, [f"machine_type={machine}", options.get("additional-pipeline-options")]))
+    settings = {"max-workers": "20", **options, "worker-machine-type": machine,
+                "additional-pipeline-options": pipeline_options}
     return ["gcloud", "dataflow", "flex-template", "run", f"atsep-{job}-{stamp()}", f"--project={cloud.project}",
             f"--region={cloud.region}", f"--template-file-gcs-location={cloud.gs('templates', f'{job}.json')}",
             f"--service-account-email={cloud.account('dataflow')}", f"--temp-location={cloud.gs('tmp')}",

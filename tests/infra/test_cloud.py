@@ -45,6 +45,22 @@ def test_dataflow_commands_pass_only_template_parameters(job):
     assert names <= {parameter_name(action) for action in job_actions(job_parser(job))}
     if job == "separate":  # a value with commas uses gcloud's alternate delimiter
         assert "--parameters=^~^inputs=gs://b/a/*.mp3,gs://b/c/*.wav" in command
+    # the launcher sees the machine type too, and sizes the harness threads for it, not for its default
+    assert "--additional-pipeline-options=machine_type=n1-highmem-4" in command
+
+
+@pytest.mark.parametrize("job", ["preprocess", "separate"])
+def test_dataflow_workers_get_the_jobs_machine_type_by_default(job):
+    from infra.flex.launcher import SIZING, worker_sizing
+
+    command = cloud.dataflow_command(CLOUD, job, {}, {"additional-pipeline-options": "a=1"})
+    machine = SIZING[job].machine_type
+    assert f"--worker-machine-type={machine}" in command
+    options = next(arg for arg in command if arg.startswith("--additional-pipeline-options="))
+    assert options == f"--additional-pipeline-options=machine_type={machine},a=1"
+    # what the launcher receives from it: a machine type it need not default
+    launched = ["--" + option for option in options.split("=", 1)[1].split(",")]
+    assert not any(arg.startswith("--machine_type") for arg in worker_sizing(job, launched, 1800))
 
 
 def test_images_come_from_one_dockerfile_and_templates_use_the_stored_metadata():
@@ -66,6 +82,13 @@ def test_make_dry_run_prints_the_exact_commands(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "gcloud dataflow flex-template run atsep-preprocess-" in result.stdout
     assert "--parameters=input=gs://atsep-bucket/musdb" in result.stdout
+    assert "--worker-machine-type=n2-highmem-4" in result.stdout
+    sized = subprocess.run(["make", "-s", "-f", str(makefile), "-C", str(REPO), "dataflow-separate",
+                            "PROJECT=atsep-project", "BUCKET=atsep-bucket", "DRY_RUN=1", "MACHINE=n2-standard-4"],
+                           capture_output=True, text=True, timeout=120)
+    assert sized.returncode == 0, sized.stderr
+    assert "--worker-machine-type=n2-standard-4" in sized.stdout
+    assert "--additional-pipeline-options=machine_type=n2-standard-4" in sized.stdout
     missing = subprocess.run(["make", "-s", "-f", str(makefile), "-C", str(REPO), "vertex-train"],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0 and "set PROJECT and BUCKET" in missing.stderr
