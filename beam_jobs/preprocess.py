@@ -3,10 +3,12 @@
 Reads `.stem.mp4` files, MUSDB18-HQ folders (`<split>/<track>/<stem>.wav`) or plain folders of stem
 files under `--input`, and writes under `--output`:
   <split>/<split>-00000-of-0000N.tfrecord[.gz]  patches of every stem at the model's rate (model.records)
-  dataset.json                                 splits, tracks, shard files, normalisation statistics
-  dead_letter.jsonl                            one line per track that could not be used, with the reason
-Steps: MatchFiles -> FindTracks -> Reshuffle -> Decode -> Validate -> Resample -> CutPatches ->
-EncodePatches -> WriteShards, with the track summaries, statistics and dead letters beside them.
+  dataset.json                                 splits (counts, shard files), normalisation statistics
+  tracks-*.jsonl                               one line per track used (split, duration, patches, stems)
+  dead_letter-*.jsonl                          one line per track that could not be used, with the reason
+Steps: MatchFiles -> GroupByTrack -> Reshuffle -> Decode -> Validate -> Resample -> CutPatches ->
+EncodePatches -> WriteShards, with the track lists, statistics and dead letters beside them. Every step
+works per track, per shard or through a combiner: none gathers the catalogue onto one worker.
 """
 from __future__ import annotations
 
@@ -21,11 +23,12 @@ from apache_beam.metrics.metric import MetricsFilter
 from beam_jobs import progress, storage
 from beam_jobs.options import add_limit_args, limits_of, pipeline_options
 from beam_jobs.preprocess_shards import (
-    COMPRESSIONS, DATASET_FILE, WriteShards, write_dataset, write_dead_letters)
+    COMPRESSIONS, DATASET_FILE, DEAD_LETTER, TRACKS, SplitTotals, WriteShards, write_dataset)
 from beam_jobs.preprocess_stats import MagnitudeStats, mixture_partial
 from beam_jobs.preprocess_tracks import (
     DEAD, NAMESPACE, DecodeTrack, EncodePatch, ValidateSong, count_failed, cut_patches, file_path,
-    group_tracks, in_split, resample_song, summarize)
+    in_split, keyed_by_track, resample_song, summarize, tracks_of_group)
+from beam_jobs.run_summary import WriteRecords
 from model.config import CONFIG_FILE, Config
 from model.limits import Limits
 from model.tracks import MUSDB_STREAMS, MUSDB_VALIDATION_TRACKS
@@ -71,12 +74,16 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config,
     rate = config.audio.sample_rate
     patch_samples = round(config.data.patch_seconds * rate)
     validation = config.data.validation_tracks or MUSDB_VALIDATION_TRACKS
-    tracks = (pipeline
-              | "MatchFiles" >> fileio.MatchFiles(storage.join(root, "**"))
-              | "FilePaths" >> beam.Map(file_path)
-              | "CollectPaths" >> beam.combiners.ToList()
-              | "FindTracks" >> beam.FlatMap(_found_tracks, root, tuple(validation), run_id)
-              | "Reshuffle" >> beam.Reshuffle())
+    found = (pipeline
+             | "MatchFiles" >> fileio.MatchFiles(storage.join(root, "**"))
+             | "FilePaths" >> beam.Map(file_path)
+             | "KeyByTrack" >> beam.FlatMap(keyed_by_track, root)
+             | "GroupByTrack" >> beam.GroupByKey()
+             | "FindTracks" >> beam.FlatMap(tracks_of_group, root, tuple(validation)))
+    _ = (found
+         | "CountTracks" >> beam.combiners.Count.Globally()
+         | "ProgressTotal" >> beam.Map(_total_found, run_id))
+    tracks = found | "Reshuffle" >> beam.Reshuffle()
     decoded = tracks | "Decode" >> beam.ParDo(DecodeTrack(limits_of(args))).with_outputs(DEAD, main="songs")
     valid = decoded.songs | "Validate" >> beam.ParDo(ValidateSong(config.audio.channels)).with_outputs(
         DEAD, main="songs")
@@ -85,7 +92,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config,
               | "CutPatches" >> beam.FlatMap(cut_patches, patch_samples)
               | "EncodePatches" >> beam.ParDo(EncodePatch())
               | "WriteShards" >> WriteShards(output, args.shard_mb, args.compression)
-              | "CollectShards" >> beam.combiners.ToList())
+              | "CollectShards" >> beam.combiners.ToList())  # one small dict per shard file
     stats = (songs
              | "StatsSongs" >> beam.Filter(in_split, STATS_SPLIT)
              | "MixtureStats" >> beam.Map(mixture_partial, config.stft)
@@ -93,22 +100,23 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config,
     dead = ((decoded[DEAD], valid[DEAD])
             | "DeadLetters" >> beam.Flatten()
             | "CountFailed" >> beam.Map(count_failed)
-            | "ProgressFailed" >> beam.Map(_advanced, run_id)
-            | "CollectDeadLetters" >> beam.combiners.ToList())
-    _ = dead | "WriteDeadLetters" >> beam.Map(write_dead_letters, output)
-    _ = (songs
-         | "Summarize" >> beam.Map(summarize, patch_samples)
-         | "ProgressDone" >> beam.Map(_advanced, run_id)
-         | "CollectTracks" >> beam.combiners.ToList()
+            | "ProgressFailed" >> beam.Map(_advanced, run_id))
+    dead_count = dead | "CountDeadLetters" >> beam.combiners.Count.Globally()
+    dead_files = dead | "WriteDeadLetters" >> WriteRecords(output, DEAD_LETTER)
+    entries = (songs
+               | "Summarize" >> beam.Map(summarize, patch_samples)
+               | "ProgressDone" >> beam.Map(_advanced, run_id))
+    track_files = entries | "WriteTrackList" >> WriteRecords(output, TRACKS)
+    _ = (entries
+         | "SplitTotals" >> beam.CombineGlobally(SplitTotals())
          | "WriteDatasetJson" >> beam.Map(
              write_dataset, output, _header(args, config, root, patch_samples),
-             beam.pvalue.AsSingleton(shards), beam.pvalue.AsSingleton(stats), beam.pvalue.AsSingleton(dead)))
+             beam.pvalue.AsSingleton(shards), beam.pvalue.AsSingleton(stats), beam.pvalue.AsSingleton(dead_count),
+             beam.pvalue.AsList(track_files), beam.pvalue.AsList(dead_files)))
 
 
-def _found_tracks(paths: list[str], root: str, validation: tuple[str, ...], run_id: str | None) -> list:
-    tracks = group_tracks(paths, root, validation)
-    progress.set_total(run_id, len(tracks))
-    return tracks
+def _total_found(total: int, run_id: str | None) -> None:
+    progress.set_total(run_id, total)
 
 
 def _advanced(record: dict, run_id: str | None) -> dict:

@@ -1,13 +1,15 @@
-"""Deterministic TFRecord shards, dataset.json and dead_letter.jsonl for the preprocess job.
+"""Deterministic TFRecord shards, dataset.json and the sharded track and dead-letter lists of the preprocess job.
 
 Beam's WriteToTFRecord deals records to shards from a random start, so its files differ per run.
 Here each record carries a stable key (a hash of track and offset); a split's shard count follows from
-its encoded bytes, its sorted keys are cut into that many equal runs, and each shard file holds its
-records sorted by key: the same input gives the same bytes whatever the runner, workers or bundling.
+its encoded bytes (summed by a combiner), a record's shard from its key's hash, and each shard file holds
+its records sorted by key: the same input gives the same bytes whatever the runner, workers or bundling,
+and no step holds more than one shard's records. The per-track entries and the dead letters go through
+Beam's sharded text sink (tracks-*.jsonl, dead_letter-*.jsonl, named in dataset.json), so nothing grows
+on one worker with the catalogue.
 """
 from __future__ import annotations
 
-import bisect
 import json
 import math
 from typing import Iterable, Iterator
@@ -23,14 +25,22 @@ SPLITS = ("train", "valid", "test")
 COMPRESSIONS = {"none": CompressionTypes.UNCOMPRESSED, "gzip": CompressionTypes.GZIP}
 FRAMING_BYTES = 16  # TFRecord framing per record: length, its CRC, the data's CRC
 DATASET_FILE = "dataset.json"
-DEAD_LETTER_FILE = "dead_letter.jsonl"
+TRACKS, DEAD_LETTER = "tracks", "dead_letter"  # OUT/tracks-*.jsonl, OUT/dead_letter-*.jsonl
 
 ShardKey = tuple[str, int, int]  # (split, shard index, shard count)
 
 
-def keyed_size(element: tuple[str, str, bytes]) -> tuple[str, tuple[str, int]]:
-    split, key, record = element
-    return split, (key, len(record) + FRAMING_BYTES)
+def keyed_size(element: tuple[str, str, bytes]) -> tuple[str, tuple[int, int]]:
+    split, _, record = element
+    return split, (len(record) + FRAMING_BYTES, 1)
+
+
+def add_sizes(sizes) -> tuple[int, int]:
+    """(bytes, records) pairs -> their sums: a split's size, combined in a tree across workers."""
+    total_bytes = total_records = 0
+    for size, records in sizes:
+        total_bytes, total_records = total_bytes + size, total_records + records
+    return total_bytes, total_records
 
 
 def shard_count(total_bytes: int, records: int, shard_mb: float) -> int:
@@ -38,40 +48,23 @@ def shard_count(total_bytes: int, records: int, shard_mb: float) -> int:
     return max(1, min(records, math.ceil(total_bytes / (shard_mb * 2**20))))
 
 
-class ShardStarts(beam.CombineFn):
-    """A split's (key, size) pairs -> the first key of shards 1..n-1: equal record counts per shard,
-    with no empty shard (patches are all about the same size, so shards are too)."""
-
-    def __init__(self, shard_mb: float):
-        self._shard_mb = shard_mb
-
-    def create_accumulator(self) -> list[tuple[str, int]]:
-        return []
-
-    def add_input(self, accumulator: list, element: tuple[str, int]) -> list:
-        accumulator.append(element)
-        return accumulator
-
-    def merge_accumulators(self, accumulators) -> list:
-        return [element for accumulator in accumulators for element in accumulator]
-
-    def extract_output(self, accumulator: list) -> list[str]:
-        keys = sorted(key for key, _ in accumulator)
-        count = shard_count(sum(size for _, size in accumulator), len(keys), self._shard_mb)
-        return [keys[len(keys) * index // count] for index in range(1, count)]
+def split_shards(element: tuple[str, tuple[int, int]], shard_mb: float) -> tuple[str, int]:
+    split, (total_bytes, records) = element
+    return split, shard_count(total_bytes, records, shard_mb)
 
 
-def assign_shard(element: tuple[str, str, bytes], starts: dict[str, list[str]]) -> tuple[ShardKey, tuple]:
+def assign_shard(element: tuple[str, str, bytes], counts: dict[str, int]) -> tuple[ShardKey, tuple]:
+    """A record goes to the shard its key's hash names (keys are sha256 hex digests: uniform)."""
     split, key, record = element
-    bounds = starts[split]
-    return (split, bisect.bisect_right(bounds, key), len(bounds) + 1), (key, record)
+    count = counts[split]
+    return (split, int(key[:16], 16) % count, count), (key, record)
 
 
-def every_shard(split_starts: tuple[str, list[str]]) -> Iterator[tuple[ShardKey, None]]:
+def every_shard(split_count: tuple[str, int]) -> Iterator[tuple[ShardKey, None]]:
     """One empty entry per shard, so that every shard file of the count is written (even if empty)."""
-    split, bounds = split_starts
-    for index in range(len(bounds) + 1):
-        yield (split, index, len(bounds) + 1), None
+    split, count = split_count
+    for index in range(count):
+        yield (split, index, count), None
 
 
 def shard_name(split: str, index: int, count: int, compression: str) -> str:
@@ -97,44 +90,67 @@ class WriteShard(beam.DoFn):
         yield {"split": split, "file": name, "records": len(records)}
 
 
-def write_dead_letters(letters: list[dict], output: str) -> int:
-    """dead_letter.jsonl, one JSON object per bad track (always written, so no stale file stays)."""
-    lines = [json.dumps(letter, sort_keys=True) + "\n"
-             for letter in sorted(letters, key=lambda letter: (letter["split"], letter["track"]))]
-    storage.write_text_atomic(storage.join(output, DEAD_LETTER_FILE), "".join(lines))
-    return len(lines)
+class SplitTotals(beam.CombineFn):
+    """Track entries -> per split: track count, patch count, audio seconds (a few numbers per split)."""
+
+    def create_accumulator(self) -> dict:
+        return {split: [0, 0, 0.0] for split in SPLITS}
+
+    def add_input(self, accumulator: dict, track: dict) -> dict:
+        totals = accumulator.setdefault(track["split"], [0, 0, 0.0])
+        totals[0] += 1
+        totals[1] += track["patches"]
+        totals[2] += track["duration_s"]
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> dict:
+        merged = self.create_accumulator()
+        for accumulator in accumulators:
+            for split, (tracks, patches, seconds) in accumulator.items():
+                totals = merged.setdefault(split, [0, 0, 0.0])
+                totals[0], totals[1], totals[2] = totals[0] + tracks, totals[1] + patches, totals[2] + seconds
+        return merged
+
+    def extract_output(self, accumulator: dict) -> dict:
+        return {split: {"track_count": tracks, "patch_count": patches, "audio_seconds": round(seconds, 3)}
+                for split, (tracks, patches, seconds) in accumulator.items()}
 
 
-def write_dataset(tracks: list[dict], output: str, header: dict, shards: list[dict],
-                  normalisation: dict, dead_letters: list[dict]) -> dict:
-    """dataset.json: what the trainer needs to read the shards; shard paths are relative to it."""
-    splits = {}
-    for split in SPLITS:
-        entries = sorted((t for t in tracks if t["split"] == split), key=lambda t: (t["name"], t["source"]))
-        splits[split] = {
-            "track_count": len(entries),
-            "patch_count": sum(t["patches"] for t in entries),
-            "audio_seconds": round(sum(t["duration_s"] for t in entries), 3),
-            "shards": sorted(s["file"] for s in shards if s["split"] == split),
-            "tracks": [{k: v for k, v in t.items() if k != "split"} for t in entries],
-        }
+def write_dataset(totals: dict, output: str, header: dict, shards: list[dict], normalisation: dict,
+                  dead_letters: int, track_lists: list[str], dead_letter_lists: list[str]) -> dict:
+    """dataset.json: what the trainer needs to read the shards; every path in it is relative to it."""
+    splits = {split: {**totals.get(split, {"track_count": 0, "patch_count": 0, "audio_seconds": 0.0}),
+                      "shards": sorted(s["file"] for s in shards if s["split"] == split)} for split in SPLITS}
     dataset = {**header, "splits": splits, "normalisation": {**header["normalisation"], **normalisation},
-               "dead_letters": len(dead_letters)}
-    _delete_stale_shards(output, {s["file"] for s in shards})
+               "dead_letters": dead_letters,
+               TRACKS + "_files": sorted(storage.basename(path) for path in track_lists),
+               DEAD_LETTER + "_files": sorted(storage.basename(path) for path in dead_letter_lists)}
+    _delete_stale_shards(output, {s["file"] for s in shards},
+                         {storage.basename(path) for path in (*track_lists, *dead_letter_lists)})
     storage.write_text_atomic(storage.join(output, DATASET_FILE), json.dumps(dataset, indent=2) + "\n")
     return dataset
 
 
-def _delete_stale_shards(output: str, keep: set[str]) -> None:
-    """Shards of an earlier run into the same folder (another shard count or compression) would
-    otherwise sit beside the new ones."""
+def read_list(output: str, kind: str) -> list[dict]:
+    """Every entry of a finished run's `tracks` or `dead_letter` list (sorted by split, then track)."""
+    dataset = json.loads(storage.read_text(storage.join(output, DATASET_FILE)))
+    entries = [json.loads(line) for name in dataset[kind + "_files"]
+               for line in storage.read_text(storage.join(output, name)).splitlines() if line.strip()]
+    return sorted(entries, key=lambda entry: (entry["split"], entry.get("name", entry.get("track")), json.dumps(entry)))
+
+
+def _delete_stale_shards(output: str, keep: set[str], keep_lists: set[str]) -> None:
+    """Shards and lists of an earlier run into the same folder (another shard count or compression)
+    would otherwise sit beside the new ones."""
     prefix = output.rstrip("/") + "/"
-    for split in SPLITS:
-        pattern = storage.join(output, split, f"{split}-*-of-*.tfrecord*")
-        found = FileSystems.match([pattern])[0].metadata_list
-        stale = [m.path for m in found if m.path[len(prefix):] not in keep]
-        if stale:
-            FileSystems.delete(stale)
+    patterns = [storage.join(output, split, f"{split}-*-of-*.tfrecord*") for split in SPLITS]
+    lists = [storage.join(output, f"{kind}-*-of-*.jsonl") for kind in (TRACKS, DEAD_LETTER)]
+    stale = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list
+             if m.path[len(prefix):] not in keep]
+    stale += [m.path for result in FileSystems.match(lists) for m in result.metadata_list
+              if storage.basename(m.path) not in keep_lists]
+    if stale:
+        FileSystems.delete(stale)
 
 
 class WriteShards(beam.PTransform):
@@ -145,11 +161,12 @@ class WriteShards(beam.PTransform):
         self._output, self._shard_mb, self._compression = output, shard_mb, compression
 
     def expand(self, records):
-        starts = (records
+        counts = (records
                   | "RecordSizes" >> beam.Map(keyed_size)
-                  | "ShardStarts" >> beam.CombinePerKey(ShardStarts(self._shard_mb)))
-        keyed = records | "AssignShards" >> beam.Map(assign_shard, beam.pvalue.AsDict(starts))
-        empty = starts | "EveryShard" >> beam.FlatMap(every_shard)
+                  | "SplitSizes" >> beam.CombinePerKey(add_sizes)
+                  | "ShardCounts" >> beam.Map(split_shards, self._shard_mb))
+        keyed = records | "AssignShards" >> beam.Map(assign_shard, beam.pvalue.AsDict(counts))
+        empty = counts | "EveryShard" >> beam.FlatMap(every_shard)
         return ((keyed, empty)
                 | "FlattenShards" >> beam.Flatten()
                 | "GroupByShard" >> beam.GroupByKey()

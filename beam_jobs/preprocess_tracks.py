@@ -18,7 +18,7 @@ import numpy as np
 from beam_jobs import storage
 from model import codec, dsp
 from model.limits import Limits, check_complete
-from model.tracks import MIXTURE, MUSDB_STREAMS, Track, TrackError, find_tracks, load_track
+from model.tracks import MIXTURE, MUSDB_STREAMS, Track, TrackError, find_tracks, load_track, track_key
 
 DEAD = "dead"
 NAMESPACE = "preprocess"
@@ -61,8 +61,16 @@ def file_path(metadata) -> str:
     return metadata.path
 
 
-def group_tracks(paths: list[str], root: str, validation: tuple[str, ...]) -> list[Track]:
-    """All matched paths -> tracks (the grouping needs every path of a folder at once)."""
+def keyed_by_track(path: str, root: str) -> Iterator[tuple[str, str]]:
+    """A matched path -> (its track's key, path); files that belong to no track are dropped."""
+    key = track_key(root, path)
+    if key is not None:
+        yield key, path
+
+
+def tracks_of_group(group: tuple[str, list[str]], root: str, validation: tuple[str, ...]) -> list[Track]:
+    """The paths that share one track key -> that track (a folder's stems are grouped together)."""
+    _, paths = group
     return find_tracks(root, sorted(paths), validation)
 
 

@@ -46,26 +46,40 @@ class Track:
         return MUSDB_STREAMS if self.container else tuple(stem for stem, _ in self.files)
 
 
+def track_key(root: str, path: str) -> str | None:
+    """Which track a file belongs to, as a path relative to `root`: a `.stem.mp4` is a track of its own,
+    an audio file in a folder is a stem of the folder's track; None for any other file. Files with one key
+    make one track, so a catalogue can be grouped by key without ever listing it in one place."""
+    root = root.rstrip("/")
+    relative = path[len(root):].lstrip("/") if path.startswith(root) else posixpath.basename(path)
+    base = posixpath.basename(relative)
+    if base.endswith(STEM_MP4_SUFFIX):
+        return relative
+    if posixpath.splitext(base)[1].lower() in AUDIO_SUFFIXES and posixpath.dirname(relative):
+        return posixpath.dirname(relative)
+    return None
+
+
 def find_tracks(root: str, paths: list[str], validation: tuple[str, ...] = MUSDB_VALIDATION_TRACKS) -> list[Track]:
-    """Group file paths under `root` into tracks, sorted by split then name.
+    """Group file paths under `root` into tracks (by `track_key`), sorted by split then name.
 
     The split is the first folder below the root when it is `train` or `test` (else `train`);
     training songs named in `validation` go to `valid`.
     """
-    root = root.rstrip("/")
-    containers: dict[str, tuple[str, str]] = {}
+    containers: dict[str, str] = {}
     folders: dict[str, dict[str, str]] = {}
     for path in paths:
-        relative = path[len(root):].lstrip("/") if path.startswith(root) else posixpath.basename(path)
-        base = posixpath.basename(relative)
-        if base.endswith(STEM_MP4_SUFFIX):
-            containers[path] = (relative, base[: -len(STEM_MP4_SUFFIX)])
+        key = track_key(root, path)
+        if key is None:
             continue
-        stem, suffix = posixpath.splitext(base)
-        if suffix.lower() in AUDIO_SUFFIXES and posixpath.dirname(relative):
-            folders.setdefault(posixpath.dirname(relative), {})[stem] = path
-    tracks = [Track(name, _split(relative, name, validation), container=path)
-              for path, (relative, name) in containers.items()]
+        if posixpath.basename(key).endswith(STEM_MP4_SUFFIX) and path.endswith(key):
+            containers[path] = key
+        else:
+            folders.setdefault(key, {})[posixpath.splitext(posixpath.basename(path))[0]] = path
+    tracks = []
+    for path, relative in containers.items():
+        name = posixpath.basename(relative)[: -len(STEM_MP4_SUFFIX)]
+        tracks.append(Track(name, _split(relative, name, validation), container=path))
     for folder, files in folders.items():
         name = posixpath.basename(folder)
         tracks.append(Track(name, _split(folder, name, validation), files=tuple(sorted(files.items()))))

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from beam_jobs import preprocess, run_summary, separate, storage
+from beam_jobs.preprocess_shards import DEAD_LETTER, TRACKS, read_list
 from tests.reliability.corpus import tone
 
 pytestmark = pytest.mark.gcs
@@ -63,12 +64,12 @@ def test_preprocess_completes_through_failures(flaky_bucket, tmp_path, record_ca
     preprocess.run(["--input", f"{bucket}/musdb", "--output", f"{bucket}/records", "--sample_rate", "8000"])
     failed = proxy.outcomes["503"] + proxy.outcomes["drop"] - before
     dataset = json.loads(storage.read_text(f"{bucket}/records/dataset.json"))
-    text = json.dumps(dataset)
-    assert "song0" in text and "song1" in text
-    assert storage.read_text(f"{bucket}/records/dead_letter.jsonl").strip() == ""
+    assert dataset["splits"]["train"]["track_count"] == 2
+    assert [track["name"] for track in read_list(f"{bucket}/records", TRACKS)] == ["song0", "song1"]
+    assert read_list(f"{bucket}/records", DEAD_LETTER) == []
     assert failed > 0
     record_case("storage faults", "preprocess gs:// -> gs://, 1 request in 4 failing", "complete, correct",
-                f"2/2 tracks in dataset.json; {failed} failed requests retried")
+                f"2/2 tracks in dataset.json and the track list; {failed} failed requests retried")
 
 
 def _local(path: str, tmp_path) -> str:

@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from beam_jobs import preprocess, run_summary, separate, storage
+from beam_jobs.preprocess_shards import DEAD_LETTER, TRACKS, read_list
 from tests.conftest import REPO
 from tests.reliability.corpus import CASES, DEAD, OK, write_corpus, write_track_folders
 
@@ -132,9 +133,8 @@ def preprocessed(tmp_path_factory):
 def test_preprocess_reaches_the_expected_outcome(preprocessed, record_case):
     tracks, out = preprocessed
     dataset = json.loads((out / "dataset.json").read_text())
-    done = {track["name"] for track in dataset["tracks"]} if "tracks" in dataset else {
-        track["name"] for split in dataset["splits"].values() for track in split["tracks"]}
-    failed = {record["track"]: record["reason"] for record in _jsonl(out / "dead_letter.jsonl")}
+    done = {track["name"] for track in read_list(str(out), TRACKS)}
+    failed = {record["track"]: record["reason"] for record in read_list(str(out), DEAD_LETTER)}
     wrong = []
     for track, case in sorted(tracks.items()):
         outcome = OK if track in done else DEAD if track in failed else "missing"
