@@ -2,8 +2,16 @@
 
 Keras names each loss after its head (vocals_loss, drums_loss, val_vocals_loss, ...). The U-Net
 inside is what gets exported; the wrapper only exists for training.
+
+Precision: "mixed_float16" computes the U-Net's convolutions in float16 with float32 weights (tensor
+cores on a GPU) and scales the loss against float16 underflow; the input's per-bin normalisation, the
+masks' softmax and the masks themselves stay float32, so the estimates and the loss are float32. "auto"
+picks it only when TensorFlow sees a GPU: CPUs gain nothing from float16. Exports are always float32.
 """
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 import keras
 
@@ -11,21 +19,69 @@ from model.config import Config
 from model.unet import build_unet
 
 FINAL_LEARNING_RATE = 0.05  # the cosine schedule ends at this fraction of the initial rate
+PRECISIONS = ("auto", "float32", "mixed_float16")
+FLOAT32_LAYERS = ("input_norm", "stem_softmax")  # and the heads: numerically sensitive ends of the U-Net
 
 
-def build_training_model(config: Config) -> tuple[keras.Model, keras.Model]:
-    """Return (trainable wrapper, mask U-Net); they share every weight."""
-    unet = build_unet(config)
+def resolve_precision(name: str) -> str:
+    """"auto" -> "mixed_float16" when a GPU is visible, else "float32"; other names pass unchanged."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision {name!r} is not one of {', '.join(PRECISIONS)}")
+    if name != "auto":
+        return name
+    import tensorflow as tf
+
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Keras's global dtype policy for the layers built inside; the previous one comes back after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_mask_network(config: Config, precision: str = "float32") -> keras.Model:
+    """The U-Net at `precision` (float32 or mixed_float16; see the module docstring)."""
+    if precision == "float32":
+        return build_unet(config)
+    with dtype_policy(precision):
+        unet = build_unet(config)
+    for name in (*FLOAT32_LAYERS, *config.network.heads):
+        unet.get_layer(name).dtype_policy = "float32"  # applied when the layer runs: its inputs are cast up
+    return unet
+
+
+def float32_copy(unet: keras.Model, config: Config) -> keras.Model:
+    """The same weights in an all-float32 U-Net (the weights are float32 either way): what is exported, so
+    CPU workers never run float16 convolutions."""
+    if unet.dtype_policy.name == "float32":
+        return unet
+    copy = build_unet(config)
+    copy.set_weights(unet.get_weights())
+    return copy
+
+
+def build_training_model(config: Config, precision: str = "float32") -> tuple[keras.Model, keras.Model]:
+    """Return (trainable wrapper, mask U-Net); they share every weight. The wrapper is float32."""
+    unet = build_mask_network(config, precision)
     mix = keras.Input(shape=(None, config.stft.bins, config.audio.channels), name="magnitude")
     masks = unet(mix)
     estimates = {head: keras.layers.Multiply(name=head)([masks[head], mix]) for head in config.network.heads}
     return keras.Model(mix, estimates, name="separator_training"), unet
 
 
-def compile_model(model: keras.Model, config: Config, total_steps: int) -> None:
-    """Adam with mean absolute error per head, on the configured learning-rate schedule."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(config, total_steps)),
-                  loss={head: "mean_absolute_error" for head in config.network.heads})
+def compile_model(model: keras.Model, config: Config, total_steps: int, precision: str = "float32") -> None:
+    """Adam with mean absolute error per head, on the configured learning-rate schedule; under mixed
+    precision the loss is scaled dynamically (Keras's LossScaleOptimizer)."""
+    optimizer = keras.optimizers.Adam(learning_rate_schedule(config, total_steps))
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer, loss={head: "mean_absolute_error" for head in config.network.heads})
 
 
 def learning_rate_schedule(config: Config, total_steps: int) -> keras.optimizers.schedules.LearningRateSchedule:

@@ -13,7 +13,7 @@ from typing import Any
 from model.config import Config
 from model.export import export_model
 from reports.training import write_training_report
-from trainer import callbacks, paths
+from trainer import callbacks, network, paths
 from trainer.history import CURVES_FILE, HISTORY_FILE, best_row, plot_history, read_history, write_history
 from trainer.model_card import render_model_card
 from trainer.training import TrainedRun
@@ -31,7 +31,7 @@ def publish(run: TrainedRun, config: Config, dirs: paths.RunDirs, data: dict[str
     elif weights:
         print(f"{weights} is missing: exporting the last epoch's weights instead")
     local = dirs.model_dir if not paths.is_remote(dirs.model_dir) else paths.join(tempfile.mkdtemp(), "model")
-    export_model(run.unet, config, local)
+    export_model(network.float32_copy(run.unet, config), config, local)  # a mixed-precision run too
     _write_extras(local, rows, config, data, best)
     if local != dirs.model_dir:
         paths.copy_tree(local, dirs.model_dir)

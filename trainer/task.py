@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{flag}", type=kind, help=f"overrides {OVERRIDES[flag].replace('__', '.')}")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"), default="default",
                         help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_float16"), default="auto",
+                        help="mixed_float16: float16 compute, float32 weights, masks and loss; auto (default): "
+                             "mixed_float16 when a GPU is visible, else float32")
     parser.add_argument("--patience", type=int, default=5, help="epochs without a better val_sdr before stopping")
     parser.add_argument("--data_description", default="",
                         help="what the records were made from, for MODEL_CARD.md")
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     from trainer import publish, training  # TensorFlow from here on
 
     try:
-        run = training.train(args.data, config, dirs, strategy=args.strategy, patience=args.patience)
+        run = training.train(args.data, config, dirs, strategy=args.strategy, patience=args.patience,
+                             precision=args.precision)
     except (training.RestartError, FileNotFoundError) as error:
         print(f"atsep train: error: {error}", file=sys.stderr)
         return 2

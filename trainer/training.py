@@ -26,12 +26,19 @@ class TrainedRun:
     monitor: str | None  # "val_sdr", or None without a validation split
     chief: bool
     mode: str = "max"  # the monitor is better when higher (SDR) or lower ("min", a loss)
+    precision: str = "float32"
 
 
 def train(data_dir: str, config: Config, dirs: paths.RunDirs, strategy: str = "default",
-          patience: int = 5) -> TrainedRun:
-    """Train (or continue training) up to config.training.epochs; returns the U-Net and the run's facts."""
+          patience: int = 5, precision: str = "auto") -> TrainedRun:
+    """Train (or continue training) up to config.training.epochs; returns the U-Net and the run's facts.
+    `precision`: see trainer/network.py ("auto": mixed_float16 on a GPU, float32 otherwise)."""
     distribution = make_strategy(strategy)
+    precision = network.resolve_precision(precision)
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    print(f"training: {distribution.num_replicas_in_sync} replica(s), {gpus} GPU(s) visible, {precision}")
+    if precision == "mixed_float16" and not gpus:
+        print("mixed_float16 without a GPU: float16 convolutions are slow on CPUs (--precision float32)")
     chief = is_chief()
     initial_epoch = callbacks.resume_epoch(dirs.checkpoint_dir)
     prepare_checkpoint_dir(config, dirs.checkpoint_dir, initial_epoch, chief)
@@ -41,8 +48,8 @@ def train(data_dir: str, config: Config, dirs: paths.RunDirs, strategy: str = "d
     valid_data = data.validation_dataset(data_dir, config)
     valid_crops = data.validation_crops(data_dir, config)
     with distribution.scope():
-        model, unet = network.build_training_model(config)
-        network.compile_model(model, config, config.training.epochs * config.training.steps_per_epoch)
+        model, unet = network.build_training_model(config, precision)
+        network.compile_model(model, config, config.training.epochs * config.training.steps_per_epoch, precision)
     monitor = validation.MONITOR if valid_crops is not None else None
     first = [validation.ValidationSdr(unet, valid_crops, config)] if valid_crops is not None else []
     model.fit(train_data, validation_data=valid_data, epochs=config.training.epochs,
@@ -50,7 +57,7 @@ def train(data_dir: str, config: Config, dirs: paths.RunDirs, strategy: str = "d
               verbose=1 if progress_enabled() else 2,  # a live bar on a terminal, a line per epoch in logs
               callbacks=callbacks.build_callbacks(unet, dirs.checkpoint_dir, dirs.tensorboard_dir, monitor,
                                                   patience, chief, first=first, mode="max"))
-    return TrainedRun(unet, monitor, chief, mode="max")
+    return TrainedRun(unet, monitor, chief, mode="max", precision=precision)
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

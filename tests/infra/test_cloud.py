@@ -25,10 +25,28 @@ def test_vertex_spec_renders_completely_and_runs_the_trainer(gpu):
     assert container["command"] == ["python", "-m", "trainer.task"]
     args = parse_args(container["args"])  # every flag is one the trainer really has
     assert args.data == "gs://atsep-bucket/records" and args.strategy == ("mirrored" if gpu else "default")
+    assert args.precision == ("mixed_float16" if gpu else "float32")  # float16 only where tensor cores are
     assert args.model_dir is None  # Vertex AI's AIP_MODEL_DIR (from baseOutputDirectory) decides
     assert spec["baseOutputDirectory"]["outputUriPrefix"] == "gs://atsep-bucket/training/v1"
     assert spec["serviceAccount"] == CLOUD.account("trainer")
     assert ("acceleratorType" in pool["machineSpec"]) is gpu
+
+
+def test_make_vertex_train_gpu_renders_the_gpu_spec_on_the_gpu_image(tmp_path, monkeypatch):
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(f"BIN := {REPO}/.venv/bin\ninclude {REPO}/infra/cloud.mk\n")
+    recipe = subprocess.run(["make", "-n", "-f", str(makefile), "-C", str(REPO), "vertex-train", "GPU=1",
+                             "PROJECT=atsep-project", "BUCKET=atsep-bucket", "DRY_RUN=1"],
+                            capture_output=True, text=True, timeout=60)
+    line = next(line for line in recipe.stdout.splitlines() if "infra.cloud vertex-train" in line)
+    assert " --gpu" in line and " --dry_run" in line
+    monkeypatch.chdir(tmp_path)  # the rendered spec goes to ./build
+    assert cloud.main(["vertex-train", "--gpu", "--dry_run", "--project", CLOUD.project, "--region", CLOUD.region,
+                       "--bucket", CLOUD.bucket, "--tag", CLOUD.tag, "VERSION=v2"]) == 0
+    spec = yaml.safe_load((tmp_path / "build" / "vertex-train-gpu.yaml").read_text())
+    pool = spec["workerPoolSpecs"][0]
+    assert pool["containerSpec"]["imageUri"] == CLOUD.image("atsep-gpu") != CLOUD.image()
+    assert pool["machineSpec"]["acceleratorType"] == "NVIDIA_L4" and pool["machineSpec"]["acceleratorCount"] >= 1
 
 
 @pytest.mark.parametrize("job", ["preprocess", "separate"])
