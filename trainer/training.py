@@ -51,7 +51,7 @@ def train(data_dir: str, config: Config, dirs: paths.RunDirs, strategy: str = "d
         model, unet = network.build_training_model(config, precision)
         network.compile_model(model, config, config.training.epochs * config.training.steps_per_epoch, precision)
     monitor = validation.MONITOR if valid_crops is not None else None
-    first = [validation.ValidationSdr(unet, valid_crops, config)] if valid_crops is not None else []
+    first = [validation.ValidationSdr(unet, valid_crops, config, distribution)] if valid_crops is not None else []
     model.fit(train_data, validation_data=valid_data, epochs=config.training.epochs,
               steps_per_epoch=config.training.steps_per_epoch, shuffle=False,
               verbose=1 if progress_enabled() else 2,  # a live bar on a terminal, a line per epoch in logs
@@ -60,11 +60,30 @@ def train(data_dir: str, config: Config, dirs: paths.RunDirs, strategy: str = "d
     return TrainedRun(unet, monitor, chief, mode="max", precision=precision)
 
 
+class _MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """MultiWorkerMirroredStrategy whose `reduce` takes what Keras 3.15's fit hands it across workers.
+
+    Keras reduces the first (inputs, {head: target}) batch in one call to build the model, which TF
+    2.21's collective reduce cannot take whole ("Attempt to convert a value (PerReplica ...)"); and it
+    averages each step's scalar losses with axis=0, which a scalar has not. Here every leaf is reduced on
+    its own, scalars over the replicas only. Every worker reduces the same leaves in the same order, so
+    the collectives still pair up."""
+
+    def reduce(self, reduce_op, value, axis):
+        def one(leaf):
+            scalar = self.experimental_local_results(leaf)[0].shape.rank == 0
+            return super(_MultiWorkerStrategy, self).reduce(reduce_op, leaf, None if scalar else axis)
+
+        return tf.nest.map_structure(one, value)
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
+    """"mirrored": every local GPU; "multi_worker": the workers TF_CONFIG names (Vertex AI sets it for a
+    pool of several replicas), each with its local devices; else the default (one device)."""
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _MultiWorkerStrategy()
     return tf.distribute.get_strategy()
 
 

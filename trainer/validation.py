@@ -84,14 +84,27 @@ def summarise(scores: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 class ValidationSdr(keras.callbacks.Callback):
-    """Adds val_sdr and val_sdr_<head> to the epoch's logs; must run before the loggers and early stopping."""
+    """Adds val_sdr and val_sdr_<head> to the epoch's logs; must run before the loggers and early stopping.
 
-    def __init__(self, unet: keras.Model, crops: tf.data.Dataset, config: Config):
+    With several workers (MultiWorkerMirroredStrategy) each scores the crops itself and the figures are
+    averaged across workers, so every worker's early stopping decides alike (their own figures differ in
+    the last digits, and one worker stopping alone would leave the others waiting on it)."""
+
+    def __init__(self, unet: keras.Model, crops: tf.data.Dataset, config: Config,
+                 strategy: tf.distribute.Strategy | None = None):
         super().__init__()
         self.unet = unet
         self.crops = crops
         self.config = config
+        self.strategy = strategy
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
-            logs.update(summarise(crop_sdrs(self.unet, self.crops, self.config)))
+            logs.update(self._across_workers(summarise(crop_sdrs(self.unet, self.crops, self.config))))
+
+    def _across_workers(self, figures: dict[str, float]) -> dict[str, float]:
+        if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return figures
+        names = sorted(figures)
+        mean = self.strategy.reduce("MEAN", tf.constant([figures[name] for name in names], tf.float32), axis=None)
+        return {name: float(value) for name, value in zip(names, mean.numpy())}
