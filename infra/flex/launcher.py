@@ -178,7 +178,8 @@ def worker_sizing(job: str, argv: list[str], max_seconds: float) -> list[str]:
     if need > memory:
         raise SystemExit(f"{job} on {machine} ({memory:g} GB): {songs} songs in flight at --max_seconds "
                          f"{max_seconds:g} need about {need:.0f} GB; choose a machine type with more memory "
-                         "per vCPU, fewer --number_of_worker_harness_threads or a lower --max_seconds")
+                         "per vCPU (e.g. custom-4-65536-ext), fewer --number_of_worker_harness_threads or a "
+                         "lower --max_seconds")
     log.info("%s workers: %s (%d vCPU, %g GB), %d SDK process(es) x %d thread(s), at most about %.0f GB",
              job, machine, cores, memory, processes, threads, need)
     return extra
