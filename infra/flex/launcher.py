@@ -159,7 +159,8 @@ def worker_sizing(job: str, argv: list[str], max_seconds: float) -> list[str]:
     if not machines:
         extra.append(f"--machine_type={machine}")
     experiments = {item for value in _values(argv, "experiments", "experiment") for item in value.split(",")}
-    one_process = ONE_PROCESS in experiments or (sizing.one_process and "use_multiple_sdk_containers" not in experiments)
+    one_process = ONE_PROCESS in experiments or (
+        sizing.one_process and "use_multiple_sdk_containers" not in experiments)
     if one_process and ONE_PROCESS not in experiments:
         extra.append(f"--experiments={ONE_PROCESS}")
     shape = machine_shape(machine)
