@@ -28,7 +28,7 @@ import soundfile as sf
 PRICE_VCPU_HOUR = 0.056
 PRICE_GB_HOUR = 0.003557
 PRICE_PD_GB_HOUR = 0.000054
-MACHINE = {"name": "n1-standard-4", "vcpus": 4, "memory_gb": 15.0, "disk_gb": 25}  # see docs/cloud.md
+MACHINE = {"name": "n2-highcpu-8", "vcpus": 8, "memory_gb": 8.0, "disk_gb": 25}  # separate's default: docs/cloud.md
 RATE = 44100
 
 # Runs the job as its only child, then prints that child's CPU time and the peak RSS among every process
