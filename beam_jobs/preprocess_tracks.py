@@ -99,7 +99,9 @@ def _load_staged(track: Track, limits: Limits) -> tuple[dict[str, np.ndarray], i
         local = [stack.enter_context(storage.staged_input(path)) for path in paths]
         # metadata first: a header that claims hours must fail here, not in a huge allocation
         declared = [limits.check_file(path) for path in local]
-        stems, rate = load_track(track, dict(zip(paths, local)))
+        # decoding stops a second past the cap: a header that understates the length costs no memory
+        stems, rate = load_track(track, dict(zip(paths, local)), limits.max_seconds)
+    limits.check_decoded(max(len(waveform) for waveform in stems.values()), rate)
     check_complete(min((count for count in declared if count is not None), default=None),
                    min(len(waveform) for waveform in stems.values()))
     return stems, rate

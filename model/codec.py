@@ -44,8 +44,11 @@ def _probe(path: str | Path) -> dict:
     return json.loads(result.stdout or "{}")
 
 
-def decode(path: str | Path, stream: int = 0) -> tuple[np.ndarray, int]:
-    """Decode one audio stream of a file to float32 [samples, channels] and its sample rate."""
+def decode(path: str | Path, stream: int = 0, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode one audio stream of a file to float32 [samples, channels] and its sample rate.
+
+    With `max_seconds`, decoding stops a second past it, whatever the header declares: the caller sees a
+    longer result (and refuses it) without ever holding more."""
     path = Path(path)
     if not path.is_file():
         raise DecodeError(f"no such file: {path}")
@@ -53,15 +56,23 @@ def decode(path: str | Path, stream: int = 0) -> tuple[np.ndarray, int]:
         raise DecodeError("empty file (0 bytes)")
     if stream == 0 and path.suffix.lower() in SOUNDFILE_SUFFIXES:
         try:
-            waveform, rate = sf.read(str(path), dtype="float32", always_2d=True)
-            return _checked(waveform), int(rate)
+            with sf.SoundFile(str(path)) as source:
+                most = -1 if max_seconds is None else int((max_seconds + 1) * source.samplerate)
+                waveform = source.read(frames=most, dtype="float32", always_2d=True)
+                return _checked(waveform), int(source.samplerate)
         except (sf.LibsndfileError, RuntimeError):
             pass  # some codecs libsndfile does not handle: let ffmpeg try
-    return _decode_with_ffmpeg(path, stream)
+    return _decode_with_ffmpeg(path, stream, max_seconds=max_seconds)
 
 
-def decode_streams(path: str | Path) -> tuple[list[np.ndarray], int]:
-    """Decode every audio stream of a multi-stream file (a `.stem.mp4`), trimmed to equal length.
+def _duration_cap(max_seconds: float | None) -> list[str]:
+    """ffmpeg's output option that stops decoding a second past `max_seconds` (none without a cap)."""
+    return [] if max_seconds is None else ["-t", f"{max_seconds + 1:.3f}"]
+
+
+def decode_streams(path: str | Path, max_seconds: float | None = None) -> tuple[list[np.ndarray], int]:
+    """Decode every audio stream of a multi-stream file (a `.stem.mp4`), trimmed to equal length
+    (`max_seconds` as for `decode`).
 
     One ffmpeg run demuxes the file once and writes each stream to its own raw file, which costs
     about a third of decoding the streams one by one."""
@@ -75,7 +86,8 @@ def decode_streams(path: str | Path) -> tuple[list[np.ndarray], int]:
     rate = rates.pop()
     with tempfile.TemporaryDirectory(prefix="atsep-decode-") as tmp:
         outputs = [arg for index in range(len(streams))
-                   for arg in ("-map", f"0:a:{index}", "-f", "f32le", "-acodec", "pcm_f32le", f"{tmp}/{index}.raw")]
+                   for arg in ("-map", f"0:a:{index}", *_duration_cap(max_seconds), "-f", "f32le", "-acodec",
+                               "pcm_f32le", f"{tmp}/{index}.raw")]
         result = subprocess.run([ffmpeg_binary(), "-v", "error", "-nostdin", "-i", str(path), *outputs],
                                 capture_output=True, check=False)
         if result.returncode != 0:
@@ -86,7 +98,8 @@ def decode_streams(path: str | Path) -> tuple[list[np.ndarray], int]:
     return [waveform[:length] for waveform in decoded], rate
 
 
-def _decode_with_ffmpeg(path: Path, stream: int, info: dict | None = None) -> tuple[np.ndarray, int]:
+def _decode_with_ffmpeg(path: Path, stream: int, info: dict | None = None,
+                        max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     info = info or _probe(path)
     streams = info.get("streams", [])
     if stream >= len(streams):
@@ -94,7 +107,7 @@ def _decode_with_ffmpeg(path: Path, stream: int, info: dict | None = None) -> tu
     rate = int(streams[stream]["sample_rate"])
     result = subprocess.run(
         [ffmpeg_binary(), "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}",
-         "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+         *_duration_cap(max_seconds), "-f", "f32le", "-acodec", "pcm_f32le", "-"],
         capture_output=True, check=False)
     if result.returncode != 0:
         raise DecodeError(f"ffmpeg could not decode: {_last_line(result.stderr.decode(errors='replace'))}")

@@ -62,6 +62,11 @@ class Limits:
         exact = set(info.get("format", {}).get("format_name", "").split(",")) & EXACT_LENGTH_FORMATS
         return round(seconds * rate) if exact and seconds is not None else None
 
+    def check_decoded(self, samples: int, rate: int) -> None:
+        """Raise LimitError when decoded audio runs past max_seconds (its header claimed less)."""
+        if samples > int(self.max_seconds * rate):
+            raise LimitError(f"audio runs past the {_hms(self.max_seconds)} limit (the header declared less)")
+
     def bounded(self, blocks: Iterable[np.ndarray], rate: int) -> Iterator[np.ndarray]:
         """Pass blocks through, raising LimitError once more than max_seconds of audio has come."""
         most, seen = int(self.max_seconds * rate), 0

@@ -92,21 +92,23 @@ def _split(relative: str, name: str, validation: tuple[str, ...]) -> str:
     return "valid" if split == "train" and name in validation else split
 
 
-def load_track(track: Track, local_paths: dict[str, str] | None = None) -> tuple[dict[str, np.ndarray], int]:
+def load_track(track: Track, local_paths: dict[str, str] | None = None,
+               max_seconds: float | None = None) -> tuple[dict[str, np.ndarray], int]:
     """Decode a track's stems to {stem: float32 [samples, channels]} and their common rate.
 
-    `local_paths` maps the track's remote paths to staged local copies, where they differ.
+    `local_paths` maps the track's remote paths to staged local copies, where they differ; with
+    `max_seconds` no stem is decoded much past it (see codec.decode), whatever its header declares.
     Raises TrackError for a missing mixture, a wrong stream count, or stems that do not fit together.
     """
     local = local_paths or {}
     if track.container:
-        streams, rate = codec.decode_streams(local.get(track.container, track.container))
+        streams, rate = codec.decode_streams(local.get(track.container, track.container), max_seconds)
         if len(streams) != len(MUSDB_STREAMS):
             raise TrackError(f"expected {len(MUSDB_STREAMS)} audio streams "
                              f"({', '.join(MUSDB_STREAMS)}), found {len(streams)}")
         stems = dict(zip(MUSDB_STREAMS, streams))
         return _trim_to_shortest(stems, tolerance=4096), rate
-    decoded = {stem: codec.decode(local.get(path, path)) for stem, path in track.files}
+    decoded = {stem: codec.decode(local.get(path, path), max_seconds=max_seconds) for stem, path in track.files}
     rates = {rate for _, rate in decoded.values()}
     if len(rates) != 1:
         raise TrackError(f"stems have different sample rates: {sorted(rates)}")

@@ -128,3 +128,26 @@ def _lag(delayed: np.ndarray, reference: np.ndarray, search: int = 2048) -> int:
     scores = signal.correlate(delayed[: len(reference)], reference[search: len(reference) - search],
                               mode="valid")
     return int(np.argmax(scores)) - search
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".mp3", ".stem.mp4"])
+def test_a_decode_cap_holds_whatever_the_header_says(tmp_path, suffix):
+    """With max_seconds, no decoder returns (or holds) more than a second past it: a file whose header
+    understates its length cannot make preprocess hold the whole song. Limits.check_decoded refuses it."""
+    from model.limits import LimitError, Limits
+
+    rate = 22050
+    waveform = (0.3 * np.sin(2 * np.pi * 220 * np.arange(6 * rate) / rate))[:, None].repeat(2, axis=1)
+    path = tmp_path / f"six{suffix}"
+    if suffix == ".stem.mp4":
+        codec.mux_stem_mp4(path, [waveform.astype(np.float32)] * 5, rate)
+        streams, got_rate = codec.decode_streams(path, max_seconds=2.0)
+        lengths = [len(stream) for stream in streams]
+    else:
+        sf.write(path, waveform, rate)
+        decoded, got_rate = codec.decode(path, max_seconds=2.0)
+        lengths = [len(decoded)]
+        assert len(codec.decode(path)[0]) >= 6 * rate - 2048  # uncapped: the whole song
+    assert got_rate == rate and all(2 * rate < n <= 3 * rate + 2048 for n in lengths), lengths
+    with pytest.raises(LimitError, match="runs past the 0 min 02 s limit"):
+        Limits(max_seconds=2.0).check_decoded(max(lengths), rate)
