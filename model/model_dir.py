@@ -5,10 +5,17 @@ its variables, loaded with `tf.saved_model.load`, which runs no Python from the 
 documents (VERSION, MODEL_CARD.md, history.csv, training_curves.png, ...). Code, pickles and other
 serialised Python objects have no business there: a folder holding any is refused, as is one that is
 missing a part or whose config does not parse, each with a message that says what is wrong.
+
+A graph is code of another kind: TensorFlow ops can read and write files, run Python (`PyFunc`) or reach
+the network. `check_graph` reads saved_model.pb as data and refuses any op outside what the network's
+own export uses (`NETWORK_OPS`); the checkpoint ops (`SAVER_OPS`) are allowed only in the saver's own
+functions, and those may not be called from anything else. `Separator.load` runs it before TensorFlow
+loads the graph, so separate, evaluate and the retrain gate all go through it.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from model.config import CONFIG_FILE, Config
@@ -25,6 +32,18 @@ DOCUMENT_SUFFIXES = {".json", ".md", ".csv", ".png", ".txt", ".html", ".svg"}
 DOCUMENT_NAMES = {"VERSION", "LICENSE", "README"}
 GRAPH_PARTS = {GRAPH_FILE, "fingerprint.pb", "keras_metadata.pb"}
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; anything bigger is not one
+# Every op of model.export's SavedModel of the U-Net (any config), read off its saved_model.pb: math on
+# tensors, variables, function calls. Nothing here touches files, processes or the network.
+NETWORK_OPS = frozenset({
+    "AddV2", "AssignVariableOp", "BiasAdd", "Cast", "ConcatV2", "Const", "Conv2D", "Conv2DBackpropInput",
+    "DisableCopyOnRead", "Identity", "LeakyRelu", "Mul", "NoOp", "Pack", "PartitionedCall", "Placeholder",
+    "ReadVariableOp", "Relu",
+    "Reshape", "Rsqrt", "Select", "Shape", "Softmax", "Squeeze", "StatefulPartitionedCall", "StridedSlice", "Sub",
+    "VarHandleOp", "VarIsInitializedOp"})
+# The checkpoint's save and restore (they read and write files): only inside the saver's own functions.
+SAVER_OPS = frozenset({"MergeV2Checkpoints", "RestoreV2", "SaveV2", "ShardedFilename", "StaticRegexFullMatch",
+                       "StringJoin"})
+SAVER_FUNCTION = re.compile(r"^__inference__traced_(save|restore)_\d+$")
 
 
 class ModelDirError(ValueError):
@@ -91,3 +110,42 @@ def _expected(relative: str) -> bool:
     if inner[0] == "variables" and len(inner) == 2:
         return inner[1] == "variables.index" or inner[1].startswith("variables.data-")
     return inner[0] == "assets"  # graph assets (vocabularies, ...) are read by TF ops as data
+
+
+def check_graph(folder: str | Path) -> None:
+    """Refuse (ModelDirError) a saved_model.pb whose graph uses an op the network never needs, or calls
+    the saver's file-writing functions from anywhere but the saver. Reads the graph as data only."""
+    from tensorflow.core.protobuf import saved_model_pb2  # protobuf classes: nothing is executed
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((Path(folder) / EXPORT_DIR / GRAPH_FILE).read_bytes())
+    refused = set()
+    for meta_graph in saved.meta_graphs:
+        graph = meta_graph.graph_def
+        saver = {f.signature.name for f in graph.library.function if SAVER_FUNCTION.match(f.signature.name)}
+        refused |= {f"{node.op} (graph node {node.name})" for node in graph.node
+                    if node.op not in NETWORK_OPS | SAVER_OPS}
+        for function in graph.library.function:
+            name = function.signature.name
+            allowed = NETWORK_OPS | SAVER_OPS if name in saver else NETWORK_OPS
+            for node in function.node_def:
+                if node.op not in allowed:
+                    refused.add(f"{node.op} (in {name})")
+                if name not in saver:
+                    refused |= {f"a call of the saver's {callee} (in {name})" for callee in _callees(node)
+                                if callee in saver}
+    if refused:
+        listed = sorted(refused)
+        raise ModelDirError(f"{folder}: its graph uses operations a separation model never needs, refusing to "
+                            f"run it: {', '.join(listed[:5])}{' ...' if len(listed) > 5 else ''}")
+
+
+def _callees(node) -> set[str]:
+    """The functions a node calls through its attributes (PartitionedCall's f, If/While branches, ...)."""
+    called = set()
+    for value in node.attr.values():
+        if value.HasField("func"):
+            called.add(value.func.name)
+        if value.HasField("list"):
+            called |= {func.name for func in value.list.func}
+    return called

@@ -19,7 +19,7 @@ from model import dsp, filtering
 from model.batching import CoalescingMaskFn
 from model.chunking import OverlapAdd
 from model.config import RESIDUAL, Config, StftConfig
-from model.model_dir import check_model_dir
+from model.model_dir import check_graph, check_model_dir
 
 MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 EXPORT_DIR = "saved_model"
@@ -52,6 +52,7 @@ class Separator:
 
         model_dir = Path(model_dir)
         config = check_model_dir(model_dir)  # refuses foreign folders before TensorFlow reads anything
+        check_graph(model_dir)  # and graphs that could touch files, run Python or reach the network
         intra, inter = tf_threads()
         try:  # only before TensorFlow's first op in this process; later the pools it made stay
             tf.config.threading.set_intra_op_parallelism_threads(intra)

@@ -115,3 +115,73 @@ def test_planted_code_and_pickles_never_run(model_dir, tmp_path, record_case):
     assert [name for name, marker in markers.items() if marker.exists()] == []
     record_case("model folder", ".py, sitecustomize.py, __init__.py, pickle planted", "refused, nothing runs",
                 "refused; no marker written")
+
+
+def _planted_graph(model_dir: Path, folder: Path, action: str, marker: Path) -> Path:
+    """A model folder with the real config, VERSION and file names whose serving graph also acts: writes
+    `marker`, reads /etc/hostname, or runs Python. Only its graph differs from an honest export."""
+    import tensorflow as tf
+
+    heads = json.loads((model_dir / "config.json").read_text())["network"]["heads"]
+
+    class Planted(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32, name="magnitude")])
+        def serve(self, magnitude):
+            # besides the one op that acts, only ops the network itself uses (Mul, AddV2, Const, Identity)
+            if action == "write":
+                tf.io.write_file(str(marker), "ran")
+            elif action == "read":
+                with tf.control_dependencies([tf.io.read_file("/etc/hostname")]):
+                    magnitude = tf.identity(magnitude)
+            else:
+                magnitude = tf.py_function(lambda m: m, [magnitude], tf.float32)
+            return {head: magnitude * 0.0 + 1.0 / len(heads) for head in heads}
+
+    folder.mkdir()
+    for name in ("config.json", "VERSION"):
+        shutil.copy(model_dir / name, folder / name)
+    planted = Planted()
+    tf.saved_model.save(planted, str(folder / "saved_model"), signatures={"serving_default": planted.serve})
+    return folder
+
+
+@pytest.mark.parametrize("action, op", [("write", "WriteFile"), ("read", "ReadFile"), ("python", "EagerPyFunc")])
+def test_graphs_that_act_are_refused_before_they_run(model_dir, tmp_path, action, op, record_case):
+    import tensorflow as tf
+
+    from model.separator import Separator
+
+    marker = tmp_path / "marker.txt"
+    folder = _planted_graph(model_dir, tmp_path / "planted", action, marker)
+    check_model_dir(folder)  # the folder itself looks like a model: only its graph gives it away
+    with pytest.raises(ModelDirError, match=rf"never needs, refusing to run it: {op} \(in __inference_serve_\d+\)$"):
+        Separator.load(folder)
+    if action == "write":  # the graph is live: loaded without the check, it writes the file
+        assert not marker.exists()
+        tf.saved_model.load(str(folder / "saved_model")).signatures["serving_default"](
+            magnitude=tf.zeros([1, 4, 4, 2]))
+        assert marker.read_text() == "ran"
+    Separator.load(model_dir)  # an honest export passes the same check
+    record_case("model folder", f"serving graph that {'writes a file' if action == 'write' else 'reads /etc/hostname' if action == 'read' else 'runs Python'}",
+                "refused before it runs", f"refused: {op}")
+
+
+def test_a_graph_that_calls_the_savers_file_writing_function_is_refused(model_dir, tmp_path):
+    """SaveV2 is allowed in the saver's own function only: a serving function that calls it is refused."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from model.model_dir import SAVER_FUNCTION, check_graph
+
+    folder = _copy(model_dir, tmp_path)
+    graph_file = folder / "saved_model" / "saved_model.pb"
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString(graph_file.read_bytes())
+    library = saved.meta_graphs[0].graph_def.library.function
+    save = next(f.signature.name for f in library if SAVER_FUNCTION.match(f.signature.name) and "save" in f.signature.name)
+    serving = next(f for f in library if not SAVER_FUNCTION.match(f.signature.name))
+    call = serving.node_def.add(name="sneaky", op="StatefulPartitionedCall")
+    call.attr["f"].func.name = save
+    graph_file.write_bytes(saved.SerializeToString())
+    with pytest.raises(ModelDirError, match=f"a call of the saver's {save}"):
+        check_graph(folder)
+    check_graph(model_dir)
