@@ -148,13 +148,77 @@ def vertex_commands(cloud: Cloud, gpu: bool, extra: dict[str, str]) -> tuple[lis
     return [command], {spec: render_vertex_spec(cloud, gpu, extra)}
 
 
+SCHEDULE_NAME = "atsep-retrain-weekly"  # the schedule's display name: the key it is found and updated by
+# what an update replaces (Schedule fields; the display name is the key, the request type cannot change)
+SCHEDULE_UPDATE_MASK = "cron,maxConcurrentRunCount,allowQueueing,createPipelineJobRequest"
+API_ROOT = "https://{region}-aiplatform.googleapis.com/v1"
+
+
+def pipeline_parameters(cloud: Cloud, extra: dict[str, str]) -> dict[str, object]:
+    """The retrain pipeline's parameters from the bucket layout; KEY=VALUE settings override them. Every
+    path a step needs is spelled out here (the pipeline derives none: no f-strings over parameters)."""
+    values: dict[str, object] = {
+        "project": cloud.project, "region": cloud.region, "songs": cloud.gs("musdb"),
+        "records": cloud.gs("retrain", "records"), "work": cloud.gs("retrain"), "registry": cloud.gs("registry"),
+        "config": cloud.gs("configs", "retrain.json"), "preprocess_template": cloud.gs("templates", "preprocess.json"),
+        "dataflow_temp": cloud.gs("retrain", "dataflow-tmp"), "dataflow_service_account": cloud.account("dataflow"),
+        "trainer_service_account": cloud.account("trainer"), **extra}
+    config = str(values["config"])
+    if not config.startswith("gs://"):
+        raise ValueError(f"config={config} must be a gs:// object (training reads it through /gcs/)")
+    values.setdefault("trainer_config", "/gcs/" + config[len("gs://"):])  # Vertex AI's Cloud Storage FUSE mount
+    values.setdefault("preprocess_parameters", {"input": values["songs"], "output": values["records"],
+                                                "config": config})
+    return values
+
+
+def typed_parameters(pipeline_spec: dict, values: dict[str, object]) -> dict[str, object]:
+    """Every declared pipeline parameter with a value of its declared type (a NUMBER_INTEGER stays an int,
+    a NUMBER_DOUBLE a float, even from a KEY=VALUE string or the compiler's `20.0` default)."""
+    declared = pipeline_spec["root"]["inputDefinitions"]["parameters"]
+    unknown = sorted(set(values) - set(declared))
+    if unknown:
+        raise ValueError(f"the retrain pipeline has no parameters {unknown}; it takes {sorted(declared)}")
+    typed = {}
+    for name, parameter in sorted(declared.items()):
+        if name in values:
+            typed[name] = _typed(name, parameter["parameterType"], values[name])
+        elif "defaultValue" in parameter:
+            typed[name] = _typed(name, parameter["parameterType"], parameter["defaultValue"])
+        else:
+            raise ValueError(f"the retrain pipeline needs a value for {name}")
+    return typed
+
+
+def _typed(name: str, kind: str, value: object) -> object:
+    try:
+        if kind == "NUMBER_INTEGER":
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, bool) or not float(number).is_integer():
+                raise ValueError("not a whole number")
+            return int(number)
+        if kind == "NUMBER_DOUBLE":
+            if isinstance(value, bool):
+                raise ValueError("not a number")
+            return float(value)
+        if kind == "BOOLEAN":
+            if isinstance(value, bool):
+                return value
+            return {"true": True, "false": False}[str(value).lower()]
+        if kind in ("STRUCT", "LIST"):
+            parsed = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(parsed, dict if kind == "STRUCT" else list):
+                raise ValueError(f"not a JSON {'object' if kind == 'STRUCT' else 'array'}")
+            return parsed
+        return str(value)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"{name}={value!r} is not a {kind} ({error})") from error
+
+
 def schedule_request(cloud: Cloud, pipeline_spec: dict, cron: str, extra: dict[str, str]) -> dict:
-    """The body of Vertex AI's `projects.locations.schedules.create` for the retrain pipeline."""
-    parameters = {"project": cloud.project, "region": cloud.region, "bucket": cloud.bucket,
-                  "songs": cloud.gs("musdb"), "work": cloud.gs("retrain"), "registry": cloud.gs("registry"),
-                  "templates": cloud.gs("templates"), "dataflow_service_account": cloud.account("dataflow"),
-                  "trainer_service_account": cloud.account("trainer"), **extra}
-    return {"displayName": "atsep-retrain-weekly", "cron": cron, "maxConcurrentRunCount": "1",
+    """The Schedule resource (the body of `schedules.create` and `schedules.patch`) for the retrain pipeline."""
+    parameters = typed_parameters(pipeline_spec, pipeline_parameters(cloud, extra))
+    return {"displayName": SCHEDULE_NAME, "cron": cron, "maxConcurrentRunCount": "1",
             "allowQueueing": False,
             "createPipelineJobRequest": {
                 "parent": f"projects/{cloud.project}/locations/{cloud.region}",
@@ -164,36 +228,87 @@ def schedule_request(cloud: Cloud, pipeline_spec: dict, cron: str, extra: dict[s
                                                   "parameterValues": parameters}}}}
 
 
-def schedules_url(cloud: Cloud) -> str:
-    return (f"https://{cloud.region}-aiplatform.googleapis.com/v1/projects/{cloud.project}"
-            f"/locations/{cloud.region}/schedules")
+def api_root(cloud: Cloud, endpoint: str = "") -> str:
+    """Vertex AI's regional REST root; `endpoint` (scheme://host[:port]) replaces the host, e.g. in tests."""
+    return f"{endpoint.rstrip('/')}/v1" if endpoint else API_ROOT.format(region=cloud.region)
 
 
-def create_schedule(url: str, body_path: Path) -> dict:
-    """POST the request with Application Default Credentials (google-auth, already a dependency)."""
+def schedules_url(cloud: Cloud, endpoint: str = "") -> str:
+    return f"{api_root(cloud, endpoint)}/projects/{cloud.project}/locations/{cloud.region}/schedules"
+
+
+def find_schedule(session, url: str, display_name: str) -> dict | None:
+    """The live (active or paused) schedule called `display_name`, through every page of `schedules.list`;
+    None when there is none. Two live ones with that name are an error: which one to update is unclear."""
+    found, token = [], ""
+    while True:
+        params = {"filter": f'display_name="{display_name}"', **({"pageToken": token} if token else {})}
+        response = session.get(url, params=params)
+        response.raise_for_status()
+        page = response.json()
+        found += [schedule for schedule in page.get("schedules", [])
+                  if schedule.get("displayName") == display_name and schedule.get("state") != "COMPLETED"]
+        token = page.get("nextPageToken", "")
+        if not token:
+            break
+    if len(found) > 1:
+        raise RuntimeError(f"{len(found)} live schedules are called {display_name!r} "
+                           f"({', '.join(schedule['name'] for schedule in found)}): delete all but one")
+    return found[0] if found else None
+
+
+def create_schedule(session, cloud: Cloud, body: dict, endpoint: str = "") -> tuple[str, dict]:
+    """Create the schedule, or update the one with its display name in place: ("created" | "updated", Schedule).
+    `session` is a requests.Session (google-auth's AuthorizedSession in real use)."""
+    url = schedules_url(cloud, endpoint)
+    existing = find_schedule(session, url, body["displayName"])
+    if existing is None:
+        response = session.post(url, json=body)
+        action = "created"
+    else:
+        response = session.patch(f"{api_root(cloud, endpoint)}/{existing['name']}",
+                                 params={"updateMask": SCHEDULE_UPDATE_MASK}, json=body)
+        action = "updated"
+    response.raise_for_status()
+    return action, response.json()
+
+
+def authorized_session():
+    """Application Default Credentials (google-auth, already a dependency)."""
     import google.auth
     from google.auth.transport.requests import AuthorizedSession
 
     credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-    response = AuthorizedSession(credentials).post(url, data=body_path.read_bytes(),
-                                                   headers={"Content-Type": "application/json"})
-    response.raise_for_status()
-    return response.json()
+    return AuthorizedSession(credentials)
 
 
-def retrain_schedule(cloud: Cloud, gpu: bool, cron: str, extra: dict[str, str], dry_run: bool) -> int:
+def retrain_schedule(cloud: Cloud, gpu: bool, cron: str, extra: dict[str, str], dry_run: bool,
+                     session=None, endpoint: str = "") -> int:
+    """Compile the pipeline (GPU training on the atsep-gpu image), then create or update its schedule."""
     from infra.pipelines.retrain import compile_pipeline
 
     BUILD.mkdir(exist_ok=True)
-    spec_path = Path(compile_pipeline(cloud.image(), str(BUILD / "retrain.json"), gpu))
-    body = schedule_request(cloud, json.loads(spec_path.read_text()), cron, extra)
+    spec_path = Path(compile_pipeline(cloud.image(), str(BUILD / "retrain.json"), gpu,
+                                      cloud.image("atsep-gpu") if gpu else cloud.image()))
+    try:
+        body = schedule_request(cloud, json.loads(spec_path.read_text()), cron, extra)
+    except ValueError as error:  # a KEY=VALUE the pipeline does not take, or of the wrong type
+        raise SystemExit(f"retrain-schedule: {error}") from error
     body_path = BUILD / "schedule.json"
     body_path.write_text(json.dumps(body, indent=2) + "\n")
-    # the same request by hand (double quotes: the shell fills in the token)
-    print('curl -X POST -H "Authorization: Bearer $(gcloud auth print-access-token)" '
-          f'-H "Content-Type: application/json" --data @{body_path} {schedules_url(cloud)}')
+    # the same requests by hand (double quotes: the shell fills in the token)
+    auth = '-H "Authorization: Bearer $(gcloud auth print-access-token)" -H "Content-Type: application/json"'
+    url = schedules_url(cloud, endpoint)
+    print(f"# create or update by display name: list, then PATCH the live one called {SCHEDULE_NAME} or POST")
+    print(f"curl {auth} '{url}?filter=display_name%3D%22{SCHEDULE_NAME}%22'")
+    print(f"curl -X PATCH {auth} --data @{body_path} "
+          f"'{api_root(cloud, endpoint)}/NAME_FROM_THE_LIST?updateMask={SCHEDULE_UPDATE_MASK}'")
+    print(f"curl -X POST {auth} --data @{body_path} {url}")
     if not dry_run:
-        print(json.dumps(create_schedule(schedules_url(cloud), body_path), indent=2))
+        action, schedule = create_schedule(session or authorized_session(), cloud, body, endpoint)
+        print(f"{action} {schedule.get('name')}")
+        print(json.dumps({key: schedule.get(key) for key in ("name", "displayName", "cron", "state", "nextRunTime")},
+                         indent=2))
     return 0
 
 
@@ -219,6 +334,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gpu", action="store_true", help="vertex-train / retrain-schedule: train on a GPU")
     parser.add_argument("--cron", default=DEFAULT_CRON, help="retrain-schedule: when (Vertex AI cron syntax)")
     parser.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--api_endpoint", default="",
+                        help="retrain-schedule: Vertex AI's REST endpoint, scheme://host[:port] (default: regional)")
     parser.add_argument("settings", nargs="*", metavar="KEY=VALUE",
                         help="job parameters (e.g. output=gs://b/x), dataflow.<gcloud flag>=..., or spec values")
     args = parser.parse_intermixed_args(argv)
@@ -234,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     cloud = Cloud(args.project, args.region, args.bucket, args.tag)
     extra = dict(setting.split("=", 1) for setting in args.settings)
     if args.command == "retrain-schedule":
-        return retrain_schedule(cloud, args.gpu, args.cron, extra, args.dry_run)
+        return retrain_schedule(cloud, args.gpu, args.cron, extra, args.dry_run, endpoint=args.api_endpoint)
     files: dict[Path, str] = {}
     if args.command == "image":
         commands = image_commands(cloud)
