@@ -11,6 +11,15 @@ from model.limits import Limits
 # portable runner without that step (this workplace, like many CI machines, has no route to it).
 LOCAL_RUNNER = "FnApiRunner"
 
+# Exit statuses of `atsep separate` and `atsep preprocess` (argparse's own usage errors exit 2 too).
+EXIT_OK = 0  # every input was separated, skipped or preprocessed
+EXIT_INPUTS_FAILED = 1  # the run completed, but some inputs are in the dead letter
+EXIT_USAGE = 2  # bad options or configuration (a missing or foreign model folder): nothing ran
+
+
+class ConfigurationError(ValueError):
+    """A job's options name something unusable (e.g. no model at --model_dir); the message says what."""
+
 
 def pipeline_options(pipeline_args: list[str]) -> PipelineOptions:
     """Beam options from the command line; with no runner named, run locally on threads over all cores

@@ -21,7 +21,7 @@ from apache_beam.io import fileio
 from apache_beam.metrics.metric import MetricsFilter
 
 from beam_jobs import progress, storage
-from beam_jobs.options import add_limit_args, limits_of, pipeline_options
+from beam_jobs.options import EXIT_INPUTS_FAILED, EXIT_OK, add_limit_args, limits_of, pipeline_options
 from beam_jobs.preprocess_shards import (
     COMPRESSIONS, DATASET_FILE, DEAD_LETTER, TRACKS, SplitTotals, WriteShards, write_dataset)
 from beam_jobs.preprocess_stats import MagnitudeStats, mixture_partial
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = counters(run(argv))
     print(f"preprocess: {totals.get('tracks_ok', 0)} tracks, {totals.get('patches', 0)} patches, "
           f"{totals.get('tracks_failed', 0)} failed -> {storage.join(args.output, DATASET_FILE)}")
-    return 0
+    return EXIT_INPUTS_FAILED if totals.get("tracks_failed", 0) else EXIT_OK
 
 
 if __name__ == "__main__":

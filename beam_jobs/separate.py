@@ -18,6 +18,7 @@ import argparse
 import itertools
 import logging
 import os
+import sys
 import time
 from typing import Any, Iterator
 
@@ -27,7 +28,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
 from beam_jobs import outputs, progress, run_summary, storage
-from beam_jobs.options import add_limit_args, limits_of, pipeline_options
+from beam_jobs.options import (EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ConfigurationError, add_limit_args,
+                               limits_of, pipeline_options)
 from beam_jobs.outputs import OutputSettings
 from model.limits import Limits
 from model.model_dir import BUNDLED_MODEL_DIR
@@ -272,14 +274,14 @@ def run(argv: list[str] | None = None,
     known, pipeline_args = parse_args(argv)
     model_config = storage.join(storage.absolute(known.model_dir), "config.json")
     if not storage.exists(model_config):
-        raise SystemExit(f"no exported model at {known.model_dir} (missing {model_config})")
+        raise ConfigurationError(f"no exported model at {known.model_dir} (missing {model_config})")
     if storage.is_local(known.model_dir):  # a remote one is checked where it is staged, on the workers
         from model.model_dir import ModelDirError, check_model_dir
 
         try:
             check_model_dir(known.model_dir)
         except ModelDirError as error:
-            raise SystemExit(str(error)) from None
+            raise ConfigurationError(str(error)) from None
     options = pipeline_options(pipeline_args)
     total = None if test_pipeline is not None else _progress_total(known, options)
     with progress.bar(total is not None, total, "separate") as run_id:
@@ -315,9 +317,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)  # the runner's chatter hides the report
     known, _ = parse_args(argv)
-    run(argv)
+    try:
+        run(argv)
+    except ConfigurationError as error:
+        print(f"separate: {error}", file=sys.stderr)
+        return EXIT_USAGE
     print(report(known.output))
-    return 0
+    failed = run_summary.read_summary(storage.absolute(known.output))["failed"]
+    return EXIT_INPUTS_FAILED if failed else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -63,9 +63,9 @@ def portable(installed_wheel):
                 process.kill()
 
 
-def _run(installed_wheel, *command: str) -> None:
+def _run(installed_wheel, *command: str, status: int = 0) -> None:
     done = installed_wheel.run(*command, timeout=600)
-    assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-4000:])
+    assert done.returncode == status, (command, done.stdout[-2000:], done.stderr[-4000:])
 
 
 def _digests(folder: Path, pattern: str) -> dict[str, str]:
@@ -89,8 +89,9 @@ def test_separate_on_the_portable_runner_equals_the_in_process_run(installed_whe
         sf.write(songs / name, tone.astype(np.float32), rate)
     (songs / "broken.wav").write_bytes(b"RIFF and nothing else")
     # the bundled model (no --model_dir): package data, read by the workers from their own install
-    _run(installed_wheel, "atsep", "separate", "catalogue/*", "-o", "sep-direct")
-    _run(installed_wheel, "atsep", "separate", "catalogue/*", "-o", "sep-portable", *portable)
+    # exit 1: the run completed with one input in the dead letter
+    _run(installed_wheel, "atsep", "separate", "catalogue/*", "-o", "sep-direct", status=1)
+    _run(installed_wheel, "atsep", "separate", "catalogue/*", "-o", "sep-portable", *portable, status=1)
     direct, ported = installed_wheel.workdir / "sep-direct", installed_wheel.workdir / "sep-portable"
     stems = _digests(direct, "*/*.wav")
     assert len(stems) == 9 and _digests(ported, "*/*.wav") == stems

@@ -11,6 +11,7 @@ import soundfile as sf
 from apache_beam.metrics.metric import MetricsFilter
 
 from beam_jobs import outputs, plots, progress, run_summary, separate, storage
+from beam_jobs.options import EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE
 from model.codec import decode, mux_stem_mp4
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -221,7 +222,7 @@ def test_formats_templates_collisions_and_the_report(tmp_path, inputs, model_dir
     out = tmp_path / "out"
     argv = [str(inputs / "mono.flac"), str(songs / "*" / "*.wav"), "-o", str(out), "--model_dir", str(model_dir),
             "--format", "mp3", "--bitrate", "96k", "--filename", "{stem}/{track}.{ext}"]
-    assert separate.main(argv) == 0
+    assert separate.main(argv) == EXIT_INPUTS_FAILED  # stems written, one input in the dead letter
     manifest = _records(out)
     assert [record["track"] for record in manifest] == ["Song", "mono"]
     assert (manifest[1]["format"], manifest[1]["bitrate"]) == ("mp3", "96k")
@@ -285,3 +286,17 @@ def test_plot_summaries_are_bounded_and_do_not_depend_on_blocks():
     spec = blocked.spectrogram_db()
     assert spec.shape[0] == plots.FREQUENCY_ROWS and spec.shape[1] <= 2 * plots.COLUMNS + 1
     np.testing.assert_allclose(spec, whole.spectrogram_db(), atol=1e-3)
+
+
+def test_exit_status_tells_success_failed_inputs_and_configuration_apart(tmp_path, inputs, model_dir, capsys):
+    good = [str(inputs / "stereo.wav"), "-o", str(tmp_path / "a"), "--model_dir", str(model_dir)]
+    assert separate.main(good) == EXIT_OK
+    assert separate.main(good) == EXIT_OK  # a rerun that skips every track
+    bad = [str(inputs / "stereo.wav"), str(inputs / "empty.wav"), "-o", str(tmp_path / "b"), "--model_dir",
+           str(model_dir)]
+    assert separate.main(bad) == EXIT_INPUTS_FAILED
+    assert (tmp_path / "b" / "stereo" / "vocals.wav").is_file()  # the others' stems are still written
+    capsys.readouterr()
+    assert separate.main([str(inputs / "stereo.wav"), "-o", str(tmp_path / "c"), "--model_dir",
+                          str(tmp_path / "nothing")]) == EXIT_USAGE
+    assert "no exported model at" in capsys.readouterr().err and not (tmp_path / "c").exists()

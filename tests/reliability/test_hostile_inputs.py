@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from beam_jobs import preprocess, run_summary, separate, storage
+from beam_jobs.options import EXIT_INPUTS_FAILED
 from beam_jobs.preprocess_shards import DEAD_LETTER, TRACKS, read_list
 from tests.conftest import REPO
 from tests.reliability.corpus import CASES, DEAD, OK, write_corpus, write_track_folders
@@ -100,14 +101,14 @@ def test_the_cli_reports_each_failure(model_dir, tmp_path, record_case):
     done = subprocess.run([sys.executable, "-m", "atsep", "separate", "--model_dir", str(model_dir),
                            "-o", str(tmp_path / "out"), *(str(folder / case.file) for case in picked)],
                           env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == EXIT_INPUTS_FAILED, done.stderr[-3000:]  # the run completed, 3 inputs failed
     failed = [line for line in done.stdout.splitlines() if line.startswith("failed: ")]
     assert len(failed) == 3 and "2 separated" in done.stdout and "3 failed" in done.stdout
     for case in picked:
         if case.separate == DEAD:
             assert any(case.file in line and case.reason in line for line in failed), (case.name, failed)
-    record_case("CLI", "`atsep separate` on 2 good + 3 bad files", "exit 0, each failure printed with why",
-                f"exit 0; {'; '.join(line.split(': ', 2)[-1][:40] for line in failed)}")
+    record_case("CLI", "`atsep separate` on 2 good + 3 bad files", "exit 1, each failure printed with why",
+                f"exit {done.returncode}; {'; '.join(line.split(': ', 2)[-1][:40] for line in failed)}")
 
 
 @pytest.mark.skipif(not os.environ.get("RELIABILITY_SLOW"), reason="~90 s: set RELIABILITY_SLOW=1")
