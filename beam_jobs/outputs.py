@@ -15,7 +15,9 @@ from model.codec_blocks import FORMATS, LIBSNDFILE_FORMATS
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 FIELDS = ("track", "stem", "ext")
 PLOT, RECORD = "plot", "track"  # pseudo-stems: the plot and the per-track record
-SUBTYPES = {"wav": ("PCM_16", "PCM_24", "FLOAT"), "flac": ("PCM_16", "PCM_24")}
+AUTO = "auto"  # FLOAT wav stems for a float input (it may hold more than full scale), else PCM_16 / PCM_24
+SUBTYPES = {"wav": (AUTO, "PCM_16", "PCM_24", "FLOAT"), "flac": (AUTO, "PCM_16", "PCM_24")}
+FLOAT_INPUTS = {"FLOAT", "DOUBLE"}  # libsndfile subtypes whose samples can exceed full scale
 
 
 class UnsafePath(ValueError):
@@ -29,7 +31,7 @@ class OutputSettings:
     output: str
     template: str = DEFAULT_TEMPLATE
     format: str = "wav"
-    subtype: str = "PCM_16"  # wav and flac
+    subtype: str = AUTO  # wav and flac
     bitrate: str = "192k"  # mp3 and ogg
 
     def describe(self) -> dict:
@@ -37,6 +39,21 @@ class OutputSettings:
         if self.format in LIBSNDFILE_FORMATS:
             return {"format": self.format, "subtype": self.subtype}
         return {"format": self.format, "bitrate": self.bitrate}
+
+
+def for_input(settings: OutputSettings, input_subtype: str | None) -> OutputSettings:
+    """The settings one track is written with: `auto` becomes FLOAT for a wav from a float input (so a
+    master louder than full scale keeps every sample), PCM_24 for a flac from one, PCM_16 otherwise."""
+    if settings.subtype != AUTO:
+        return settings
+    loud = input_subtype in FLOAT_INPUTS
+    subtype = ("FLOAT" if settings.format == "wav" else "PCM_24") if loud else "PCM_16"
+    return dataclasses.replace(settings, subtype=subtype)
+
+
+def clips(settings: OutputSettings) -> bool:
+    """Whether the output format holds only [-1, 1]: everything but float wav."""
+    return not (settings.format == "wav" and settings.subtype == "FLOAT")
 
 
 def check_settings(settings: OutputSettings) -> None:

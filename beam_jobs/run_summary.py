@@ -74,6 +74,7 @@ class RunSummary(beam.CombineFn):
             return accumulator
         if status == "ok":
             accumulator[1] += float(record.get("duration_s") or 0.0)
+            counts["warned"] = counts.get("warned", 0) + bool(record.get("warnings"))
             seconds = float((record.get("timings_s") or {}).get("total") or 0.0)
             entry = {"track": record.get("track"), "page": page_path(record),
                      "duration_s": record.get("duration_s"), "seconds": seconds}
@@ -105,7 +106,8 @@ class RunSummary(beam.CombineFn):
     def extract_output(self, accumulator: list) -> dict:
         counts, seconds, slowest, failures, versions = accumulator
         return {"separated": counts.get("ok", 0), "skipped": counts.get("skipped", 0),
-                "failed": counts.get("failed", 0), "audio_seconds": round(seconds, 3),
+                "failed": counts.get("failed", 0), "warned": counts.get("warned", 0),
+                "audio_seconds": round(seconds, 3),
                 "slowest": [json.loads(entry) for _, entry in sorted(slowest, reverse=True)],
                 "failures": [json.loads(entry) for _, entry in sorted(failures, reverse=True)],
                 "model_versions": sorted(versions), "limit": self.limit}
@@ -143,8 +145,9 @@ def _delete_stale_shards(output: str, written: set[str]) -> None:
 
 
 def summary_line(summary: dict) -> str:
+    clipped = f", {summary['warned']} clipped (see their pages)" if summary.get("warned") else ""
     return (f"separate: {summary['separated']} separated ({summary['audio_seconds']:.1f} s of audio), "
-            f"{summary['skipped']} skipped, {summary['failed']} failed in {summary['wall_seconds']:.1f} s "
+            f"{summary['skipped']} skipped, {summary['failed']} failed{clipped} in {summary['wall_seconds']:.1f} s "
             f"({summary['realtime_factor']:.1f}x realtime) -> {summary['output']}")
 
 

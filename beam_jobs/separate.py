@@ -50,8 +50,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
                         help="exported model folder (default: the model bundled with the package)")
     parser.add_argument("--force", action="store_true", help="redo tracks already done with this model")
     parser.add_argument("--format", default="wav", choices=("wav", "flac", "mp3", "ogg"), help="stem format")
-    parser.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT"),
-                        help="sample format of wav (all three) and flac (PCM_16, PCM_24)")
+    parser.add_argument("--subtype", default=outputs.AUTO, choices=(outputs.AUTO, "PCM_16", "PCM_24", "FLOAT"),
+                        help="sample format of wav (all) and flac (auto, PCM_16, PCM_24); auto: FLOAT wav (PCM_24 "
+                             "flac) for a float input, which may be louder than full scale, else PCM_16")
     parser.add_argument("--bitrate", default="192k", help="mp3 and ogg bitrate, e.g. 128k")
     parser.add_argument("--filename", default=outputs.DEFAULT_TEMPLATE,
                         help="output names under OUT, with {track}, {stem} and {ext} (default: %(default)s)")

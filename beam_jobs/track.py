@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from typing import Any, Iterable, Iterator
 
@@ -18,6 +19,7 @@ from beam_jobs.outputs import OutputSettings
 from model.limits import Limits, check_complete
 
 BLOCK = 1 << 16
+log = logging.getLogger(__name__)
 
 
 class Stages:
@@ -78,17 +80,21 @@ def separate_track(separator: Any, track: str, path: str, settings: OutputSettin
     with contextlib.ExitStack() as staged, contextlib.ExitStack() as finish:
         with stages.stage("decode"):
             local = staged.enter_context(storage.staged_input(path))
+            settings = outputs.for_input(settings, _sample_format(local))
             declared = limits.check_file(local, stream=0)
             reader = AudioReader(local, stream=0, block=BLOCK)  # stream 0 of a .stem.mp4 is the mixture
         with stages.stage("write"):
             writers = _open_writers(finish, where, separator.stem_names, reader, settings)
         summaries = {name: Summary(reader.rate) for name in ("mix", *separator.stem_names)}
+        overs = Overs() if outputs.clips(settings) else None
         blocks = stages.timed("decode", limits.bounded(reader, reader.rate))
         for mix, stems in stages.timed("separate", separator.stream(blocks, reader.rate)):
             _check_finite(stems)
             with stages.stage("write"):
                 for name, waveform in stems.items():
                     writers[name].write(waveform)
+                    if overs is not None:
+                        overs.add(name, waveform)
             with stages.stage("plot"):
                 for name, waveform in {"mix": mix, **stems}.items():
                     summaries[name].add(waveform)
@@ -106,6 +112,10 @@ def separate_track(separator: Any, track: str, path: str, settings: OutputSettin
         "stems": list(separator.stem_names), **settings.describe(), "model_version": separator.version,
         "files": files, "outputs": where, "timings_s": stages.summary(),
     }
+    if overs is not None and overs.peaks:
+        record["clipped"] = overs.describe()
+        record["warnings"] = [overs.warning(settings)]
+        log.warning("%s: %s", track, record["warnings"][0])
     storage.write_text_atomic(where[outputs.RECORD], json.dumps(record, indent=2) + "\n")
     return record
 
@@ -121,6 +131,41 @@ def _open_writers(stack: contextlib.ExitStack, where: dict[str, str], stems: tup
         writers[name] = stack.enter_context(AudioWriter(local, reader.rate, reader.channels, settings.format,
                                                         settings.subtype, settings.bitrate))
     return writers
+
+
+class Overs:
+    """Per stem: the peak and how many samples lie beyond full scale, which a PCM or lossy file clips."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[str, float] = {}
+        self.samples: dict[str, int] = {}
+
+    def add(self, name: str, waveform: np.ndarray) -> None:
+        over = np.abs(waveform) > 1.0
+        if over.any():
+            self.peaks[name] = max(self.peaks.get(name, 0.0), float(np.abs(waveform).max()))
+            self.samples[name] = self.samples.get(name, 0) + int(over.sum())
+
+    def describe(self) -> dict[str, dict]:
+        return {name: {"peak_dbfs": round(20 * np.log10(peak), 2), "samples": self.samples[name]}
+                for name, peak in sorted(self.peaks.items())}
+
+    def warning(self, settings: OutputSettings) -> str:
+        worst = max(self.peaks, key=self.peaks.get)
+        kind = settings.subtype if settings.format in ("wav", "flac") else settings.format
+        return (f"{', '.join(sorted(self.peaks))} clipped in the {kind} output ({sum(self.samples.values())} "
+                f"samples beyond full scale, {worst} peaks at {20 * np.log10(self.peaks[worst]):+.1f} dBFS): "
+                "the stems no longer add up to the input; --format wav --subtype FLOAT keeps them whole")
+
+
+def _sample_format(local: str) -> str | None:
+    """libsndfile's sample format of the input (FLOAT, PCM_16, ...); None where libsndfile cannot read it."""
+    import soundfile as sf
+
+    try:
+        return sf.info(local).subtype
+    except Exception:  # noqa: BLE001 - not a libsndfile format: ffmpeg decodes it, as integer or lossy audio
+        return None
 
 
 def _check_finite(stems: dict[str, np.ndarray]) -> None:

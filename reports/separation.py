@@ -164,7 +164,10 @@ def render_track(record: dict, output_dir: str, page_dir: str) -> str:
     others = [f'<li><a href="{esc(href)}">{esc(name)}</a></li>' for name, href in files.items()
               if name not in shown and _extension(href) not in IMAGES]
     index = relative_href(join(output_dir, INDEX_FILE), page_dir)
-    body = (f'<p><a href="{esc(index)}">&larr; all tracks</a></p>\n<div class="columns">\n'
+    warnings = record.get("warnings") if isinstance(record.get("warnings"), list) else []
+    body = (f'<p><a href="{esc(index)}">&larr; all tracks</a></p>\n'
+            + "".join(f'<p class="warning">{badge("warning")} {esc(text)}</p>\n' for text in warnings)
+            + '<div class="columns">\n'
             f'<div><h2>Listen</h2>\n<div class="players">{"".join(players)}</div></div>\n'
             f"<div><h2>Track</h2>\n{_facts(record)}<h2>Timings</h2>\n{_timings(record)}</div>\n</div>\n"
             f'<h2>Plot</h2>\n{"".join(plots) or "<p class=note>no plot recorded</p>"}\n'
@@ -203,6 +206,9 @@ def render_index(summary: dict, output_dir: str) -> str:
             f"{number(summary.get('skipped'), 0)} skipped (done before) &nbsp; {badge('failed')} "
             f"{number(failed, 0)} failed &nbsp; · {number(summary.get('audio_seconds'), 1)} s of audio · model "
             f"{esc(', '.join(map(str, summary.get('model_versions') or [])) or 'n/a')}</p>\n")
+    if summary.get("warned"):
+        head += (f'<p>{badge("warning")} {number(summary["warned"], 0)} track(s) clipped in their output format: '
+                 "their pages say how much</p>\n")
     if number(summary.get("wall_seconds")) != "n/a":
         head += (f"<p>{number(summary.get('audio_seconds'), 1)} s separated in {number(summary['wall_seconds'], 1)} "
                  f"s of wall time ({number(summary.get('realtime_factor'), 1)}× real time)</p>\n")
