@@ -87,6 +87,7 @@ def separate_track(separator: Any, track: str, path: str, settings: OutputSettin
             writers = _open_writers(finish, where, separator.stem_names, reader, settings)
         summaries = {name: Summary(reader.rate) for name in ("mix", *separator.stem_names)}
         overs = Overs() if outputs.clips(settings) else None
+        decoded_before = stages.seconds.get("decode", 0.0)
         blocks = stages.timed("decode", limits.bounded(reader, reader.rate))
         for mix, stems in stages.timed("separate", separator.stream(blocks, reader.rate)):
             _check_finite(stems)
@@ -98,11 +99,13 @@ def separate_track(separator: Any, track: str, path: str, settings: OutputSettin
             with stages.stage("plot"):
                 for name, waveform in {"mix": mix, **stems}.items():
                     summaries[name].add(waveform)
+        decoded_in_loop = stages.seconds.get("decode", 0.0) - decoded_before
         with stages.stage("decode"):  # before the renames: a cut-short file leaves no outputs
             check_complete(declared, reader.samples)
         with stages.stage("write"):
             finish.close()  # encoders finish, files are renamed into place
-    _subtract(stages, "separate", "decode")
+    # blocks were decoded inside the separator's loop: count that time once, under "decode"
+    stages.seconds["separate"] = max(0.0, stages.seconds.get("separate", 0.0) - decoded_in_loop)
     with stages.stage("plot"):
         png = render_summaries(summaries, f"{track} ({separator.version})")
         storage.write_bytes_atomic(where[outputs.PLOT], png)
@@ -172,8 +175,3 @@ def _check_finite(stems: dict[str, np.ndarray]) -> None:
     bad = [name for name, waveform in stems.items() if not np.all(np.isfinite(waveform))]
     if bad:
         raise ValueError(f"separation produced NaN or Inf in {', '.join(bad)}")
-
-
-def _subtract(stages: Stages, outer: str, inner: str) -> None:
-    """Decoding happens inside the separator's loop: count its time once, under its own name."""
-    stages.seconds[outer] = stages.seconds.get(outer, 0.0) - stages.seconds.get(inner, 0.0)

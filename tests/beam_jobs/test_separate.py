@@ -105,6 +105,7 @@ def test_manifest_has_one_line_per_good_track(first_run, model_dir):
         assert (record["sample_rate"], record["channels"]) == GOOD[record["track"]]
         assert record["duration_s"] == pytest.approx(record["samples"] / record["sample_rate"], abs=1e-3)
         assert set(record["outputs"]) == {"vocals", "drums", "residual", "plot", "track"}
+        assert all(seconds >= 0 for seconds in record["timings_s"].values()), record["timings_s"]
         assert all(Path(path).is_file() for path in record["outputs"].values())
         assert json.loads((out / record["track"] / "track.json").read_text())["status"] == "ok"
     assert next(r for r in manifest if r["track"] == "multi")["input"].endswith("multi.stem.mp4")
