@@ -207,8 +207,8 @@ def _evaluation(candidate: dict, champion: dict | None, version: str = "new", ba
 
 
 @pytest.mark.parametrize("candidate, champion, current, promoted", [
-    ({"vocals": 4.0, "drums": 4.0}, {"vocals": 3.0, "drums": 3.0}, "old", True),  # +1 dB > 0.5
-    ({"vocals": 3.4, "drums": 3.4}, {"vocals": 3.0, "drums": 3.0}, "old", False),  # +0.4: within the spread
+    ({"vocals": 8.0, "drums": 8.0}, {"vocals": 3.0, "drums": 3.0}, "old", True),  # +5 dB > 4.5
+    ({"vocals": 7.4, "drums": 7.4}, {"vocals": 3.0, "drums": 3.0}, "old", False),  # +4.4: within the seed spread
     ({"vocals": 3.0, "drums": 3.0}, {"vocals": 3.0, "drums": 3.0}, "old", False),  # equal is not better
     ({"vocals": None, "drums": 9.0}, {"vocals": 2.0, "drums": 2.0}, "old", False),  # unscored stem
     ({"vocals": 4.0}, None, None, True),  # nothing current yet, above the floor (-3 + 6)
@@ -219,6 +219,18 @@ def _evaluation(candidate: dict, champion: dict | None, version: str = "new", ba
 ])
 def test_decide(candidate, champion, current, promoted):
     assert retrain.decide(_evaluation(candidate, champion), current)["promoted"] is promoted
+
+
+def test_defaults_refuse_the_measured_seed_spread():
+    """docs/retraining.md: the recipe's three seeds (5.30, 8.75, 9.73 dB) must not promote one another."""
+    scores = (5.299, 8.752, 9.734)
+    for old, new in ((a, b) for a in scores for b in scores if b > a):
+        assert not retrain.decide(_evaluation({"vocals": new}, {"vocals": old}), "old")["promoted"]
+    mixture = -3.483  # and the floor lets every trained one in, but not an untrained one (+4.0 dB)
+    assert all(retrain.decide(_evaluation({"vocals": s}, None, baseline={"vocals": mixture}), None)["promoted"]
+               for s in scores)
+    assert not retrain.decide(_evaluation({"vocals": mixture + 4.0}, None, baseline={"vocals": mixture}),
+                              None)["promoted"]
 
 
 def test_force_promotes_past_an_unscorable_current_model_but_not_below_the_floor():
