@@ -310,12 +310,9 @@ def decide(evaluation: dict, current: str | None, min_improvement: float = DEFAU
     if champion is None:
         return verdict(True, f"no current model; {new:.3f} dB clears the floor {floor + min_over_mixture:.3f} dB")
     old = mean_score(champion.get("per_target"), targets)
-    decision["current_score"] = old
-    theirs = sorted(champion.get("per_target") or ())
-    why = (champion.get("error") or (f"it separates {theirs}, the candidate {targets}" if theirs != targets else "")
-           or ("a target has no score" if old is None else ""))
+    why = unscorable(champion, targets, old)
+    decision["current_score"] = None if why else old
     if why:
-        decision["current_score"] = None
         if force:
             return verdict(True, f"forced: the current model {compared_with} could not be scored ({why}); "
                                  f"{new:.3f} dB clears the floor")
@@ -324,6 +321,16 @@ def decide(evaluation: dict, current: str | None, min_improvement: float = DEFAU
     if new > old + min_improvement:
         return verdict(True, f"{new:.3f} dB beats {old:.3f} dB by more than {min_improvement} dB")
     return verdict(False, f"{new:.3f} dB does not beat {old:.3f} dB by more than {min_improvement} dB")
+
+
+def unscorable(champion: dict, targets: list[str], score: float | None) -> str:
+    """Why the current model's evaluation cannot be compared with the candidate's ('' when it can)."""
+    theirs = sorted(champion.get("per_target") or ())
+    if champion.get("error") or not theirs:
+        return champion.get("error") or "it has no scores"
+    if theirs != targets:
+        return f"it separates {theirs}, the candidate {targets}"
+    return "a target has no score" if score is None else ""
 
 
 def promote(registry: str, version: str, min_improvement: float = DEFAULT_MIN_IMPROVEMENT,
