@@ -356,6 +356,7 @@ def promote(registry: str, version: str, min_improvement: float = DEFAULT_MIN_IM
 def run_chain(args: argparse.Namespace, beam_args: list[str]) -> dict:
     """check -> preprocess (Beam, local runner unless told) -> train (local trainer) -> evaluate -> promote."""
     from beam_jobs import preprocess
+    from beam_jobs.options import EXIT_INPUTS_FAILED
     from trainer import task
 
     version = check_version(args.version or new_version())
@@ -365,8 +366,12 @@ def run_chain(args: argparse.Namespace, beam_args: list[str]) -> dict:
     work = storage.join(storage.absolute(args.work), version)
     records = storage.join(work, "records")
     config = ["--config", args.config] if args.config else []
-    if preprocess.main(["--input", args.songs, "--output", records, *config, *beam_args]) != 0:
-        raise RuntimeError("preprocess failed")
+    status = preprocess.main(["--input", args.songs, "--output", records, *config, *beam_args])
+    if status == EXIT_INPUTS_FAILED:  # the run completed; unusable songs are in the dead letter, not trained on
+        print(f"retrain: some songs could not be preprocessed, see {storage.join(records, 'dead_letter-*')}",
+              flush=True)
+    elif status != EXIT_OK:
+        raise RuntimeError(f"preprocess failed (exit status {status})")
     overrides = [item for flag in ("epochs", "steps_per_epoch", "seed") if getattr(args, flag) is not None
                  for item in (f"--{flag}", str(getattr(args, flag)))]
     if task.main(["--data", records, "--model_dir", model_dir(args.registry, version),

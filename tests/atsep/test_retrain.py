@@ -172,6 +172,20 @@ def test_each_missing_input_is_named_before_any_work(problem, songs, tmp_path, n
     assert expected in error
 
 
+@pytest.mark.parametrize("status, trains", [(1, True), (2, False)])
+def test_dead_lettered_songs_do_not_stop_the_chain_but_a_failed_preprocess_does(status, trains, songs, tmp_path,
+                                                                                monkeypatch):
+    """preprocess exits 1 when it completed with songs in its dead letter (trained without them), 2 on bad options."""
+    from beam_jobs import preprocess
+    from trainer import task
+
+    reached = []
+    monkeypatch.setattr(preprocess, "main", lambda argv: status)
+    monkeypatch.setattr(task, "main", lambda argv: reached.append(argv) or 1)  # training fails: stop there
+    code = retrain.main(_run(songs / "songs", tmp_path / "registry", tmp_path / "work", songs / "config.json"))
+    assert code == retrain.EXIT_FAILED and bool(reached) is trains
+
+
 def test_check_stage_passes_and_force_lets_an_unscorable_current_model_through(songs, tmp_path, capsys):
     registry = tmp_path / "registry"
     check = ["check", "--songs", str(songs / "songs"), "--registry", str(registry), "--config",
