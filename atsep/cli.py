@@ -1,14 +1,19 @@
 """`atsep`: one command over the product's stages; each subcommand is its module's `main(argv)`.
 
 Modules are imported only when their subcommand runs, so `atsep --help` and every
-`atsep SUBCOMMAND --help` answer without importing TensorFlow.
+`atsep SUBCOMMAND --help` answer without importing TensorFlow. The terminal shows the product's own
+messages: TensorFlow's C++ start-up lines (absl, CUDA probes on a CPU machine, CPU feature notes) and
+third-party Python warnings are held back unless `--verbose` (anywhere on the line) asks for them.
 """
 from __future__ import annotations
 
 import importlib
 import logging
 import os
+import re
 import sys
+import tempfile
+import warnings
 
 SUBCOMMANDS = {
     "generate": ("atsep.synth", "write synthetic MUSDB18-shaped songs"),
@@ -18,6 +23,11 @@ SUBCOMMANDS = {
     "evaluate": ("trainer.evaluate", "BSSEval v4 (museval) of a model on a MUSDB-layout folder"),
     "retrain": ("atsep.retrain", "preprocess -> train -> evaluate -> promote only if better (model registry)"),
 }
+USES_TENSORFLOW = {"preprocess", "train", "separate", "evaluate", "retrain"}
+VERBOSE = "--verbose"
+# what TensorFlow's C++ side prints while it starts: absl's pre-init notice, glog-style lines, CPU notes
+NATIVE_START_UP = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|[IWE]\d{4} \d\d:\d\d:\d\d"
+                             r"|To enable the following instructions|rebuild TensorFlow with)")
 
 
 def usage() -> str:
@@ -29,14 +39,39 @@ def usage() -> str:
 
 def quiet_libraries() -> None:
     """Our progress at INFO; Beam's worker chatter and TensorFlow's start-up notices only when they matter."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"(librosa|keras|tensorflow|apache_beam|google|audioread|museval)")
+
+
+def start_tensorflow_quietly() -> None:
+    """Import TensorFlow and run its first op with file descriptor 2 captured, then pass on whatever it
+    printed that is not a C++ start-up line (those print below any log level, before absl starts)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe, on a machine without a GPU
+            _ = tf.constant(0.0) + 1.0  # the first op: CPU feature notes
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        kept = [line for line in captured.read().decode(errors="replace").splitlines()
+                if line.strip() and not NATIVE_START_UP.match(line)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = VERBOSE in argv
+    argv = [arg for arg in argv if arg != VERBOSE]
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0
@@ -44,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"atsep: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    quiet_libraries()
+    if not verbose:
+        quiet_libraries()
+        if name in USES_TENSORFLOW and not {"-h", "--help"} & set(rest):
+            start_tensorflow_quietly()
     module = importlib.import_module(SUBCOMMANDS[name][0])
     result = module.main(rest)
     return int(result or 0)

@@ -1,6 +1,7 @@
 """The command surface: `atsep` and the seed's `main.py` answer --help without importing TensorFlow."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -49,3 +50,29 @@ def test_unknown_subcommand_is_refused_with_usage():
     from atsep.cli import main
 
     assert main(["separat"]) == 2
+
+
+def test_the_terminal_shows_our_messages_and_tensorflows_only_when_verbose(tmp_path):
+    """A user's shell sets no TF_* variables: TensorFlow's C++ start-up lines and third-party warnings are
+    held back; `--verbose` lets them through (so the quiet run really hid something)."""
+    import numpy as np
+    import soundfile as sf
+
+    from atsep.cli import NATIVE_START_UP
+
+    sf.write(tmp_path / "song.wav", (0.2 * np.random.default_rng(0).standard_normal((22050, 2))).astype("float32"),
+             22050)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    env["PYTHONPATH"] = str(REPO)
+
+    def separate(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "atsep", "separate", "song.wav", "-o", "out", "--force", *extra],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    quiet = separate()
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert [line for line in quiet.stderr.splitlines() if NATIVE_START_UP.match(line) or "Warning" in line] == []
+    assert "separate: 1 separated" in quiet.stdout
+    verbose = separate("--verbose")
+    assert verbose.returncode == 0, verbose.stderr[-3000:]
+    assert any(NATIVE_START_UP.match(line) for line in verbose.stderr.splitlines()), verbose.stderr[-2000:]
