@@ -158,19 +158,37 @@ def atomic_output(path: str) -> Iterator[str]:
     """
     remove_stale_partials(path)
     if is_local(path):
+        created = _missing_folders(os.path.dirname(os.path.abspath(path)))
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         partial = temp_sibling(path)
+        done = False
         try:
             yield partial
             os.replace(partial, path)
+            done = True
         finally:
             if os.path.exists(partial):
                 os.remove(partial)
+            if not done:  # a failed track leaves no folder behind (other writers' files keep theirs)
+                for folder in created:
+                    try:
+                        os.rmdir(folder)
+                    except OSError:
+                        break
         return
     with tempfile.TemporaryDirectory(prefix="atomic-") as tmp:
         local = os.path.join(tmp, posixpath.basename(temp_sibling(path)))
         yield local
         _upload_and_rename(local, path)
+
+
+def _missing_folders(folder: str) -> list[str]:
+    """The folders makedirs would create for `folder`, deepest first."""
+    missing = []
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
 
 
 def _upload_and_rename(local: str, path: str) -> None:

@@ -177,6 +177,15 @@ def test_failed_atomic_write_leaves_nothing(tmp_path):
         Path(local).write_bytes(b"half")
         raise RuntimeError("writer died")
     assert list(tmp_path.iterdir()) == []
+    nested = tmp_path / "track" / "stems" / "x.wav"  # folders made for a write that fails go too
+    with pytest.raises(RuntimeError), storage.atomic_output(str(nested)) as local:
+        Path(local).write_bytes(b"half")
+        raise RuntimeError("writer died")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()  # a folder that was there before stays
+    with pytest.raises(RuntimeError), storage.atomic_output(str(tmp_path / "kept" / "x.wav")):
+        raise RuntimeError("writer died")
+    assert [path.name for path in tmp_path.iterdir()] == ["kept"]
 
 
 def test_plot_of_silence_renders():

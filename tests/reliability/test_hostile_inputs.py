@@ -74,6 +74,7 @@ def test_separate_reaches_the_expected_outcome(separated, case, record_case):
         assert case.file in failed, f"{case.file} was not dead-lettered"
         reason = failed[case.file]["reason"]
         assert case.reason in reason and len(reason) > 12, reason
+        assert not (out / failed[case.file]["track"]).exists(), "a failed track left a folder"
         outcome = f"dead letter ({failed[case.file]['stage']}): {reason}"
     record_case("separate", f"{case.name} `{case.file}`", case.separate, outcome)
 
