@@ -28,7 +28,7 @@ from beam_jobs.preprocess_stats import MagnitudeStats, mixture_partial
 from beam_jobs.preprocess_tracks import (
     DEAD, NAMESPACE, DecodeTrack, EncodePatch, ValidateSong, count_failed, cut_patches, file_path,
     in_split, keyed_by_track, resample_song, summarize, tracks_of_group)
-from beam_jobs.run_summary import WriteRecords
+from beam_jobs.jsonl_shards import WriteRecords
 from model.config import CONFIG_FILE, Config
 from model.limits import Limits
 from model.tracks import MUSDB_STREAMS, MUSDB_VALIDATION_TRACKS

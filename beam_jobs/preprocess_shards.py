@@ -19,7 +19,7 @@ from apache_beam.io import tfrecordio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs import storage
+from beam_jobs import jsonl_shards, storage
 
 SPLITS = ("train", "valid", "test")
 COMPRESSIONS = {"none": CompressionTypes.UNCOMPRESSED, "gzip": CompressionTypes.GZIP}
@@ -123,10 +123,10 @@ def write_dataset(totals: dict, output: str, header: dict, shards: list[dict], n
                       "shards": sorted(s["file"] for s in shards if s["split"] == split)} for split in SPLITS}
     dataset = {**header, "splits": splits, "normalisation": {**header["normalisation"], **normalisation},
                "dead_letters": dead_letters,
-               TRACKS + "_files": sorted(storage.basename(path) for path in track_lists),
-               DEAD_LETTER + "_files": sorted(storage.basename(path) for path in dead_letter_lists)}
-    _delete_stale_shards(output, {s["file"] for s in shards},
-                         {storage.basename(path) for path in (*track_lists, *dead_letter_lists)})
+               TRACKS + "_files": jsonl_shards.names(track_lists),
+               DEAD_LETTER + "_files": jsonl_shards.names(dead_letter_lists)}
+    _delete_stale_shards(output, {s["file"] for s in shards})
+    jsonl_shards.delete_stale(output, (TRACKS, DEAD_LETTER), [*track_lists, *dead_letter_lists])
     storage.write_text_atomic(storage.join(output, DATASET_FILE), json.dumps(dataset, indent=2) + "\n")
     return dataset
 
@@ -134,21 +134,16 @@ def write_dataset(totals: dict, output: str, header: dict, shards: list[dict], n
 def read_list(output: str, kind: str) -> list[dict]:
     """Every entry of a finished run's `tracks` or `dead_letter` list (sorted by split, then track)."""
     dataset = json.loads(storage.read_text(storage.join(output, DATASET_FILE)))
-    entries = [json.loads(line) for name in dataset[kind + "_files"]
-               for line in storage.read_text(storage.join(output, name)).splitlines() if line.strip()]
-    return sorted(entries, key=lambda entry: (entry["split"], entry.get("name", entry.get("track")), json.dumps(entry)))
+    return sorted(jsonl_shards.read(output, dataset[kind + "_files"]), key=lambda entry: (entry["split"], entry.get("name", entry.get("track")), json.dumps(entry)))
 
 
-def _delete_stale_shards(output: str, keep: set[str], keep_lists: set[str]) -> None:
-    """Shards and lists of an earlier run into the same folder (another shard count or compression)
-    would otherwise sit beside the new ones."""
+def _delete_stale_shards(output: str, keep: set[str]) -> None:
+    """Shards of an earlier run into the same folder (another shard count or compression) would
+    otherwise sit beside the new ones."""
     prefix = output.rstrip("/") + "/"
     patterns = [storage.join(output, split, f"{split}-*-of-*.tfrecord*") for split in SPLITS]
-    lists = [storage.join(output, f"{kind}-*-of-*.jsonl") for kind in (TRACKS, DEAD_LETTER)]
     stale = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list
              if m.path[len(prefix):] not in keep]
-    stale += [m.path for result in FileSystems.match(lists) for m in result.metadata_list
-              if storage.basename(m.path) not in keep_lists]
     if stale:
         FileSystems.delete(stale)
 

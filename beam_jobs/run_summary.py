@@ -14,39 +14,21 @@ count) are deleted then, and readers go by summary.json's list.
 from __future__ import annotations
 
 import heapq
-import io
 import json
 import logging
 import time
 from typing import Any, Iterator
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs import storage
+from beam_jobs import jsonl_shards, storage
 from reports.separation import INDEX_FILE, SUMMARY_FILE, page_path, render_index
 
 MANIFEST = "manifest"
 DEAD_LETTER = "dead_letter"
-SHARD_SUFFIX = ".jsonl"
 LIMIT = 100  # tracks and failures listed by name in summary.json and on the index page
 MAX_REASON = 500  # characters of a failure's reason kept in the summary (the dead letter has it whole)
 log = logging.getLogger(__name__)
-
-
-class WriteRecords(beam.PTransform):
-    """Records -> OUT/<prefix>-SSSSS-of-NNNNN.jsonl, one JSON object per line; yields the shards' paths."""
-
-    def __init__(self, output: str, prefix: str):
-        super().__init__()
-        self.output, self.prefix = output, prefix
-
-    def expand(self, records: beam.PCollection) -> beam.PCollection:
-        return (records
-                | "ToJson" >> beam.Map(json.dumps, sort_keys=True)
-                | "WriteShards" >> beam.io.WriteToText(storage.join(self.output, self.prefix),
-                                                       file_name_suffix=SHARD_SUFFIX))
 
 
 class RunSummary(beam.CombineFn):
@@ -126,22 +108,14 @@ def finish_run(summary: dict, output: str, started: float, manifest_shards: list
     wall = max(time.time() - started, 1e-6)
     summary = {**summary, "wall_seconds": round(wall, 3),
                "realtime_factor": round(summary["audio_seconds"] / wall, 2), "output": output,
-               MANIFEST + "_shards": sorted(storage.basename(path) for path in manifest_shards),
-               DEAD_LETTER + "_shards": sorted(storage.basename(path) for path in dead_letter_shards)}
+               MANIFEST + "_shards": jsonl_shards.names(manifest_shards),
+               DEAD_LETTER + "_shards": jsonl_shards.names(dead_letter_shards)}
     storage.write_text_atomic(storage.join(output, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
-    _delete_stale_shards(output, {*manifest_shards, *dead_letter_shards})
+    jsonl_shards.delete_stale(output, (MANIFEST, DEAD_LETTER), [*manifest_shards, *dead_letter_shards])
     storage.write_text_atomic(storage.join(output, INDEX_FILE), render_index(summary, output))
     line = summary_line(summary)
     log.info(line)
     return line
-
-
-def _delete_stale_shards(output: str, written: set[str]) -> None:
-    written = {storage.basename(path) for path in written}
-    patterns = [storage.join(output, f"{prefix}-*-of-*{SHARD_SUFFIX}") for prefix in (MANIFEST, DEAD_LETTER)]
-    stale = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list
-             if storage.basename(m.path) not in written]
-    storage.delete_quietly(stale)
 
 
 def summary_line(summary: dict) -> str:
@@ -158,8 +132,4 @@ def read_summary(output: str) -> dict:
 def read_records(output: str, kind: str = MANIFEST) -> Iterator[dict[str, Any]]:
     """Every record of a finished run's manifest (kind `manifest`) or dead letter (`dead_letter`), shard by
     shard, in the order the shards hold them."""
-    for name in read_summary(output)[kind + "_shards"]:
-        with FileSystems.open(storage.join(output, name), compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-            for line in io.TextIOWrapper(raw, encoding="utf-8"):  # streamed: a reader may stop early
-                if line.strip():
-                    yield json.loads(line)
+    return jsonl_shards.read(output, read_summary(output)[kind + "_shards"])

@@ -27,7 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
-from beam_jobs import outputs, progress, run_summary, storage
+from beam_jobs import jsonl_shards, outputs, progress, run_summary, storage
 from beam_jobs.options import (EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ConfigurationError, add_limit_args,
                                limits_of, pipeline_options)
 from beam_jobs.outputs import OutputSettings
@@ -236,9 +236,9 @@ def build(pipeline: beam.Pipeline, known: argparse.Namespace, started: float | N
                  .with_outputs(DEAD_LETTER, main="manifest"))
     failures = ((expanded[DEAD_LETTER], picked[DEAD_LETTER], checked[DEAD_LETTER], separated[DEAD_LETTER])
                 | "AllFailures" >> beam.Flatten())
-    manifest_shards = separated.manifest | "WriteManifest" >> run_summary.WriteRecords(
+    manifest_shards = separated.manifest | "WriteManifest" >> jsonl_shards.WriteRecords(
         settings.output, run_summary.MANIFEST)
-    dead_letter_shards = failures | "WriteDeadLetter" >> run_summary.WriteRecords(
+    dead_letter_shards = failures | "WriteDeadLetter" >> jsonl_shards.WriteRecords(
         settings.output, run_summary.DEAD_LETTER)
     _ = ((separated.manifest, failures)
          | "AllRecords" >> beam.Flatten()

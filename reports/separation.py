@@ -137,10 +137,14 @@ def _timings(record: dict) -> str:
 
 def _speed(record: dict) -> str:
     timings = record.get("timings_s") if isinstance(record.get("timings_s"), dict) else {}
-    total, duration = timings.get("total"), record.get("duration_s")
-    if number(total) == "n/a" or number(duration) == "n/a" or total <= 0:
+    return _realtime(record.get("duration_s"), timings.get("total"))
+
+
+def _realtime(duration: object, seconds: object) -> str:
+    """Audio seconds per second of work, or n/a."""
+    if number(seconds) == "n/a" or number(duration) == "n/a" or seconds <= 0:
         return "n/a"
-    return number(duration / total, 1)
+    return number(duration / seconds, 1)
 
 
 def _stem_names(record: dict, files: dict[str, str]) -> list[str]:
@@ -217,8 +221,7 @@ def render_index(summary: dict, output_dir: str) -> str:
     slowest = [entry for entry in summary.get("slowest") or [] if isinstance(entry, dict)]
     tracks = (table(["track", "duration (s)", "time (s)", "× real time"],
                     [[_track_link(entry, output_dir), number(entry.get("duration_s"), 1),
-                      number(entry.get("seconds"), 1), _speed({"timings_s": {"total": entry.get("seconds")},
-                                                               "duration_s": entry.get("duration_s")})]
+                      number(entry.get("seconds"), 1), _realtime(entry.get("duration_s"), entry.get("seconds"))]
                      for entry in slowest], numeric=[1, 2, 3])
               if slowest else '<p class="note">no track separated in this run</p>')
     failures = [entry for entry in summary.get("failures") or [] if isinstance(entry, dict)]
