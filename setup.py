@@ -14,8 +14,8 @@ setup(
     version="0.1.0",
     description="Split songs into vocals, drums and the rest, at catalogue scale (Keras U-Net + Apache Beam)",
     python_requires=">=3.11",
-    packages=find_packages(include=["atsep", "atsep.*", "model", "model.*", "beam_jobs", "beam_jobs.*",
-                                    "trainer", "trainer.*", "reports", "reports.*",
+    packages=find_packages(include=["atsep", "atsep.*", "audio", "audio.*", "common", "common.*", "model", "model.*",
+                                    "beam_jobs", "beam_jobs.*", "trainer", "trainer.*", "reports", "reports.*",
                                     "infra", "infra.flex", "infra.pipelines"]),
     # the bundled default model travels as package data, so `atsep separate SONG -o OUT` works from any folder
     package_data={"model": ["bundled/*", "bundled/saved_model/*", "bundled/saved_model/variables/*"]},

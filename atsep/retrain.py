@@ -43,7 +43,7 @@ DECISION_FILE = "decision.json"
 METRIC = "SDR"
 BASELINE = "mixture"  # trainer.evaluate's floor method: the mixture as every stem's estimate
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-HELD_OUT_SPLITS = ("test",)  # model.tracks: `train` trains, `valid` (named train songs) picks the epoch
+HELD_OUT_SPLITS = ("test",)  # audio.musdb: `train` trains, `valid` (named train songs) picks the epoch
 # docs/retraining.md: three seeds of configs/retrain-synth.json on the generated songs scored 5.30, 8.75 and
 # 9.73 dB on the gate (up to 4.43 dB apart); a gain within that is seed luck, not a better model
 DEFAULT_MIN_IMPROVEMENT = 4.5
@@ -115,10 +115,10 @@ def load_config(path: str):
 
 
 def find_songs(songs: str, validation: tuple[str, ...]) -> list:
-    """The tracks under a songs root with the splits preprocess gives them (model.tracks.find_tracks)."""
+    """The tracks under a songs root with the splits preprocess gives them (audio.musdb.find_tracks)."""
     from apache_beam.io.filesystems import FileSystems
 
-    from model.tracks import find_tracks
+    from audio.musdb import find_tracks
 
     root = storage.absolute(songs).rstrip("/")
     if storage.is_local(root):
@@ -154,7 +154,7 @@ def check_writable(folder: str, what: str) -> None:
 def check_inputs(songs: str, registry: str, config: str = "", split: str = "test",
                  tracks: list[str] | None = None, work: str = "", version: str = "", force: bool = False) -> dict:
     """Everything the chain needs, checked cheaply; raises InputError naming the first problem."""
-    from model.tracks import MUSDB_VALIDATION_TRACKS
+    from audio.musdb import MUSDB_VALIDATION_TRACKS
 
     check_split(split)
     loaded = load_config(config)

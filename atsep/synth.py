@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from model import codec
+from audio import codec
 from model.config import STEM_NAMES
 
 MIXTURE = "mixture"

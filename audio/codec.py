@@ -30,7 +30,7 @@ def ffmpeg_binary() -> str:
     return found
 
 
-def _probe(path: str | Path) -> dict:
+def probe(path: str | Path) -> dict:
     """ffprobe's JSON for a file: its audio `streams` and its `format` (container, tags)."""
     ffprobe = shutil.which("ffprobe")
     if not ffprobe:
@@ -40,7 +40,7 @@ def _probe(path: str | Path) -> dict:
          "-of", "json", str(path)],
         capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise DecodeError(f"not a readable media file: {_last_line(result.stderr)}")
+        raise DecodeError(f"not a readable media file: {last_line(result.stderr)}")
     return json.loads(result.stdout or "{}")
 
 
@@ -76,7 +76,7 @@ def decode_streams(path: str | Path, max_seconds: float | None = None) -> tuple[
 
     One ffmpeg run demuxes the file once and writes each stream to its own raw file, which costs
     about a third of decoding the streams one by one."""
-    info = _probe(path)
+    info = probe(path)
     streams = info.get("streams", [])
     if not streams:
         raise DecodeError("no audio stream in file")
@@ -91,7 +91,7 @@ def decode_streams(path: str | Path, max_seconds: float | None = None) -> tuple[
         result = subprocess.run([ffmpeg_binary(), "-v", "error", "-nostdin", "-i", str(path), *outputs],
                                 capture_output=True, check=False)
         if result.returncode != 0:
-            raise DecodeError(f"ffmpeg could not decode: {_last_line(result.stderr.decode(errors='replace'))}")
+            raise DecodeError(f"ffmpeg could not decode: {last_line(result.stderr.decode(errors='replace'))}")
         decoded = [_raw_waveform(np.fromfile(f"{tmp}/{index}.raw", dtype="<f4"), info, index, rate)
                    for index in range(len(streams))]
     length = min(len(waveform) for waveform in decoded)
@@ -100,7 +100,7 @@ def decode_streams(path: str | Path, max_seconds: float | None = None) -> tuple[
 
 def _decode_with_ffmpeg(path: Path, stream: int, info: dict | None = None,
                         max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    info = info or _probe(path)
+    info = info or probe(path)
     streams = info.get("streams", [])
     if stream >= len(streams):
         raise DecodeError(f"file has {len(streams)} audio stream(s), stream {stream} asked for")
@@ -110,7 +110,7 @@ def _decode_with_ffmpeg(path: Path, stream: int, info: dict | None = None,
          *_duration_cap(max_seconds), "-f", "f32le", "-acodec", "pcm_f32le", "-"],
         capture_output=True, check=False)
     if result.returncode != 0:
-        raise DecodeError(f"ffmpeg could not decode: {_last_line(result.stderr.decode(errors='replace'))}")
+        raise DecodeError(f"ffmpeg could not decode: {last_line(result.stderr.decode(errors='replace'))}")
     return _raw_waveform(np.frombuffer(result.stdout, dtype="<f4"), info, stream, rate), rate
 
 
@@ -118,10 +118,10 @@ def _raw_waveform(samples: np.ndarray, info: dict, stream: int, rate: int) -> np
     """Interleaved float32 samples of one stream -> [samples, channels], cut to the stream's true length."""
     channels = int(info["streams"][stream]["channels"])
     waveform = samples[: len(samples) // channels * channels].reshape(-1, channels)
-    return _checked(waveform[: _mp4_length(info, stream, rate)].copy())
+    return _checked(waveform[: mp4_length(info, stream, rate)].copy())
 
 
-def _mp4_length(info: dict, stream: int, rate: int) -> int | None:
+def mp4_length(info: dict, stream: int, rate: int) -> int | None:
     """The true sample count of an MP4 audio stream, or None where the container does not say.
 
     ffmpeg drops the AAC priming samples at the start (the edit list's media time) but keeps the
@@ -178,6 +178,7 @@ def mux_stem_mp4(path: str | Path, waveforms: list[np.ndarray], sample_rate: int
             raise RuntimeError(f"ffmpeg could not write {path}: {result.stderr.decode(errors='replace')}")
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-empty line of a tool's error output: ffmpeg and ffprobe put the reason there."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "unknown error"

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from model.codec import SOUNDFILE_SUFFIXES, DecodeError, _last_line, _mp4_length, _probe, ffmpeg_binary
+from audio.codec import SOUNDFILE_SUFFIXES, DecodeError, last_line, mp4_length, probe, ffmpeg_binary
 
 BLOCK = 1 << 16
 # libsndfile 1.2's mp3 reader returns wrong samples after the first few reads in blocks: ffmpeg reads mp3
@@ -42,12 +42,12 @@ class AudioReader:
         if self._soundfile is not None:
             self.rate, self.channels, self._length = self._soundfile.samplerate, self._soundfile.channels, None
         else:
-            info = _probe(self.path)
+            info = probe(self.path)
             streams = info.get("streams", [])
             if stream >= len(streams):
                 raise DecodeError(f"file has {len(streams)} audio stream(s), stream {stream} asked for")
             self.rate, self.channels = int(streams[stream]["sample_rate"]), int(streams[stream]["channels"])
-            self._length = _mp4_length(info, stream, self.rate)
+            self._length = mp4_length(info, stream, self.rate)
         self.samples = 0  # samples read so far
 
     def _open_soundfile(self) -> sf.SoundFile | None:
@@ -100,7 +100,7 @@ class AudioReader:
                 code = process.wait()
             if ended and code != 0:
                 errors.seek(0)
-                raise DecodeError(f"ffmpeg could not decode: {_last_line(errors.read().decode(errors='replace'))}")
+                raise DecodeError(f"ffmpeg could not decode: {last_line(errors.read().decode(errors='replace'))}")
 
 
 class AudioWriter:
@@ -149,7 +149,7 @@ class AudioWriter:
             pass
         code = process.wait()
         self._errors.seek(0)
-        message = _last_line(self._errors.read().decode(errors="replace"))
+        message = last_line(self._errors.read().decode(errors="replace"))
         self._errors.close()
         if code != 0:
             raise EncodeError(f"ffmpeg could not encode {Path(self.path).name}: {message}")

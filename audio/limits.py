@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from model.codec import DecodeError, _probe
+from audio.codec import DecodeError, probe
 
 
 EXACT_LENGTH_FORMATS = {"wav", "flac", "aiff"}  # containers whose headers state the exact sample count
@@ -48,7 +48,7 @@ class Limits:
         aiff), for `check_complete` after decoding; None otherwise."""
         if Path(path).stat().st_size == 0:
             raise DecodeError("empty file (0 bytes)")
-        info = _probe(path)
+        info = probe(path)
         streams = info.get("streams", [])
         if stream >= len(streams):
             raise DecodeError(f"file has {len(streams)} audio stream(s), stream {stream} asked for")

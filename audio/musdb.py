@@ -10,7 +10,7 @@ import posixpath
 
 import numpy as np
 
-from model import codec
+from audio import codec
 
 MIXTURE = "mixture"
 MUSDB_STREAMS = (MIXTURE, "drums", "bass", "other", "vocals")  # stream order in a .stem.mp4

@@ -5,7 +5,7 @@ import argparse
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
 
-from model.limits import Limits
+from audio.limits import Limits
 
 # Beam's DirectRunner first tries to download the Prism runner; FnApiRunner is the same local
 # portable runner without that step (this workplace, like many CI machines, has no route to it).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import string
 
-from model.codec_blocks import FORMATS, LIBSNDFILE_FORMATS
+from audio.codec_blocks import FORMATS, LIBSNDFILE_FORMATS
 
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 FIELDS = ("track", "stem", "ext")

@@ -30,8 +30,8 @@ from beam_jobs.preprocess_tracks import (
     in_split, keyed_by_track, resample_song, summarize, tracks_of_group)
 from beam_jobs.jsonl_shards import WriteRecords
 from model.config import CONFIG_FILE, Config
-from model.limits import Limits
-from model.tracks import MUSDB_STREAMS, MUSDB_VALIDATION_TRACKS
+from audio.limits import Limits
+from audio.musdb import MUSDB_STREAMS, MUSDB_VALIDATION_TRACKS
 
 STATS_SPLIT = "train"  # normalisation statistics come from training songs only
 # whole songs are held in memory here (every stem, float32), so the default length cap is shorter than

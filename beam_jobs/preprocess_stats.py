@@ -10,7 +10,7 @@ import numpy as np
 
 from model import dsp
 from model.config import StftConfig
-from model.tracks import MIXTURE
+from audio.musdb import MIXTURE
 
 # (magnitudes per bin, sum of |X| per bin, sum of |X|^2 per bin) for one track
 Partial = tuple[int, np.ndarray, np.ndarray]

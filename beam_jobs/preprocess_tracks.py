@@ -16,9 +16,10 @@ import apache_beam as beam
 import numpy as np
 
 from beam_jobs import storage
-from model import codec, dsp
-from model.limits import Limits, check_complete
-from model.tracks import MIXTURE, MUSDB_STREAMS, Track, TrackError, find_tracks, load_track, track_key
+from audio import codec
+from model import dsp
+from audio.limits import Limits, check_complete
+from audio.musdb import MIXTURE, MUSDB_STREAMS, Track, TrackError, find_tracks, load_track, track_key
 
 DEAD = "dead"
 NAMESPACE = "preprocess"

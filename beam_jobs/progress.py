@@ -1,6 +1,6 @@
 """A progress bar for local runs: tracks done out of the total, with the audio time processed.
 
-Shown under the same rule as every bar of the product (`atsep.progress`: only where stderr is a
+Shown under the same rule as every bar of the product (`common.progress`: only where stderr is a
 terminal), and only with in-process workers (`shown_for`): the DoFn threads of a local run share this
 module's bar through `advance(run_id, ...)`. Both jobs use it: separate and preprocess.
 """
@@ -11,7 +11,7 @@ import threading
 import uuid
 from typing import Any, Iterator
 
-from atsep.progress import enabled, progress
+from common.progress import enabled, progress
 
 _bars: dict = {}
 _lock = threading.Lock()

@@ -31,7 +31,7 @@ from beam_jobs import jsonl_shards, outputs, progress, run_summary, storage
 from beam_jobs.options import (EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ConfigurationError, add_limit_args,
                                limits_of, pipeline_options)
 from beam_jobs.outputs import OutputSettings
-from model.limits import Limits
+from audio.limits import Limits
 from model.model_dir import BUNDLED_MODEL_DIR
 from reports.separation import INDEX_FILE, write_track_page
 
@@ -184,7 +184,7 @@ class SeparateTrack(beam.DoFn):
         self.separator = self._shared.acquire(load, tag=self.model_dir)
 
     def process(self, element: tuple[str, str]) -> Iterator[Any]:
-        from beam_jobs.track import Stages, previous_record, separate_track
+        from beam_jobs.separate_track import Stages, previous_record, separate_track
 
         track, path = element
         stages = Stages()

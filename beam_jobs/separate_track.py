@@ -16,7 +16,7 @@ import numpy as np
 
 from beam_jobs import outputs, storage
 from beam_jobs.outputs import OutputSettings
-from model.limits import Limits, check_complete
+from audio.limits import Limits, check_complete
 
 BLOCK = 1 << 16
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def separate_track(separator: Any, track: str, path: str, settings: OutputSettin
     The file's metadata is checked against `limits` before decoding, the decoded stream is held to
     them as it flows, and a file that decodes shorter than its header declares is refused."""
     from beam_jobs.plots import Summary, render_summaries  # matplotlib: only where plots are drawn
-    from model.codec_blocks import AudioReader
+    from audio.codec_blocks import AudioReader
 
     stages = stages or Stages()
     files = outputs.track_files(track, separator.stem_names, settings)
@@ -126,7 +126,7 @@ def separate_track(separator: Any, track: str, path: str, settings: OutputSettin
 def _open_writers(stack: contextlib.ExitStack, where: dict[str, str], stems: tuple[str, ...],
                   reader: Any, settings: OutputSettings) -> dict[str, Any]:
     """One encoder per stem, each writing a temporary file that is renamed into place on success."""
-    from model.codec_blocks import AudioWriter
+    from audio.codec_blocks import AudioWriter
 
     writers = {}
     for name in stems:

@@ -126,7 +126,7 @@ def time_track(separator, song: Path, out: Path, best: dict | None) -> dict:
     """One timed run; keeps the faster of it and `best`. CPU seconds are all threads of this process:
     less sensitive than wall time to other work on a shared machine."""
     from beam_jobs.outputs import OutputSettings
-    from beam_jobs.track import separate_track
+    from beam_jobs.separate_track import separate_track
 
     start, cpu = time.perf_counter(), time.process_time()
     record = separate_track(separator, "song", str(song), OutputSettings(str(out)))
@@ -140,7 +140,7 @@ def time_track(separator, song: Path, out: Path, best: dict | None) -> dict:
 def rss_child(minutes: float, model_dir: str, song: str) -> None:
     """Run in a fresh process: separate one song, print peak RSS and speed as JSON."""
     from beam_jobs.outputs import OutputSettings
-    from beam_jobs.track import separate_track
+    from beam_jobs.separate_track import separate_track
     from model.separator import Separator
 
     separator = Separator.load(model_dir)

@@ -8,7 +8,7 @@ import soundfile as sf
 
 from atsep import synth
 from beam_jobs import preprocess, run_summary, separate
-from model import codec
+from audio import codec
 from trainer import task
 
 

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from atsep.progress import progress
+from common.progress import progress
 from model import dsp
-from model.codec import DecodeError
+from audio.codec import DecodeError
 from model.config import RESIDUAL, Config
 from model.model_dir import BUNDLED_MODEL_DIR
-from model.tracks import MIXTURE, Track, TrackError, find_tracks, load_track
+from audio.musdb import MIXTURE, Track, TrackError, find_tracks, load_track
 from reports.evaluation import write_evaluation_report
 
 METHODS = ("model", "mixture", "oracle")

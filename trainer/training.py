@@ -8,7 +8,7 @@ import os
 import keras
 import tensorflow as tf
 
-from atsep.progress import enabled as progress_enabled
+from common.progress import enabled as progress_enabled
 from model.config import CONFIG_FILE, Config
 from trainer import callbacks, data, network, paths, validation
 from trainer.history import HISTORY_FILE, trim_history

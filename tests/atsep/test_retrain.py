@@ -78,7 +78,7 @@ def test_models_are_scored_on_the_held_out_song_only(chain):
         == {"vocals", "residual"}
     assert all(isinstance(sdr, float) for sdr in evaluation["candidate"]["per_target"].values())
     # what the trainer saw: train and valid songs, never the gate's
-    from model.tracks import find_tracks
+    from audio.musdb import find_tracks
 
     paths = [path.as_posix() for path in (registry.parent / "songs").rglob("*.mp4")]
     splits = {track.name: track.split for track in find_tracks((registry.parent / "songs").as_posix(), paths, (VALID,))}

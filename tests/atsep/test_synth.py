@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from atsep import synth
-from model import codec, dsp
+from audio import codec
+from model import dsp
 from model.config import STEM_NAMES
 
 RATE = 44100

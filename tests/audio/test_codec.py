@@ -1,4 +1,4 @@
-"""model.codec: decoding through libsndfile and ffmpeg, clear errors, and `.stem.mp4` round trips."""
+"""audio.codec: decoding through libsndfile and ffmpeg, clear errors, and `.stem.mp4` round trips."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from model import codec
+from audio import codec
 from tests.conftest import SHARED_DATA
 
 
@@ -134,7 +134,7 @@ def _lag(delayed: np.ndarray, reference: np.ndarray, search: int = 2048) -> int:
 def test_a_decode_cap_holds_whatever_the_header_says(tmp_path, suffix):
     """With max_seconds, no decoder returns (or holds) more than a second past it: a file whose header
     understates its length cannot make preprocess hold the whole song. Limits.check_decoded refuses it."""
-    from model.limits import LimitError, Limits
+    from audio.limits import LimitError, Limits
 
     rate = 22050
     waveform = (0.3 * np.sin(2 * np.pi * 220 * np.arange(6 * rate) / rate))[:, None].repeat(2, axis=1)

@@ -1,4 +1,4 @@
-"""model.codec_blocks: block-wise decoding equals whole-file decoding; encoders write what they are asked."""
+"""audio.codec_blocks: block-wise decoding equals whole-file decoding; encoders write what they are asked."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model import codec
-from model.codec_blocks import AudioReader, AudioWriter, EncodeError
+from audio import codec
+from audio.codec_blocks import AudioReader, AudioWriter, EncodeError
 
 
 def _tone(samples: int, channels: int, rate: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import soundfile as sf
 from beam_jobs import preprocess
 from beam_jobs.preprocess_shards import DEAD_LETTER, TRACKS, read_list, shard_count
 from beam_jobs.preprocess_tracks import patch_starts, record_key
-from model.codec import mux_stem_mp4
+from audio.codec import mux_stem_mp4
 
 RATE = 44100
 MODEL_RATE = 8000  # set by --sample_rate over the config file's 11025

@@ -12,7 +12,7 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from beam_jobs import outputs, plots, progress, run_summary, separate, storage
 from beam_jobs.options import EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE
-from model.codec import decode, mux_stem_mp4
+from audio.codec import decode, mux_stem_mp4
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GOOD = {"stereo": (44100, 2), "mono": (22050, 1), "lossy": (44100, 2), "multi": (44100, 2)}

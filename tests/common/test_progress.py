@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import REPO
 
-SCRIPT = ("from atsep.progress import progress\n"
+SCRIPT = ("from common.progress import progress\n"
           "total = sum(progress(range(50), desc='work', unit='track'))\n"
           "with progress(total=3, desc='manual') as bar:\n"
           "    bar.update(3)\n"

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from model.codec import mux_stem_mp4
+from audio.codec import mux_stem_mp4
 
 RATE = 22050
 OK, DEAD = "ok", "dead"

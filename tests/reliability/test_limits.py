@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model.limits import LimitError, Limits, check_complete
-from model.codec import DecodeError
+from audio.limits import LimitError, Limits, check_complete
+from audio.codec import DecodeError
 from tests.reliability.corpus import CASES
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model.codec import mux_stem_mp4
+from audio.codec import mux_stem_mp4
 from reports.html import relative_href
 from reports.separation import write_separation_report
 from tests.reports.browser import inspect_page
