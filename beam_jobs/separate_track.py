@@ -14,9 +14,10 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from audio.limits import Limits, check_complete
 from beam_jobs import outputs, storage
 from beam_jobs.outputs import OutputSettings
-from audio.limits import Limits, check_complete
+from reports.separation import write_track_page
 
 BLOCK = 1 << 16
 log = logging.getLogger(__name__)
@@ -62,6 +63,18 @@ def previous_record(separator: Any, track: str, settings: OutputSettings) -> dic
         return None
     if not all(storage.exists(path) for path in record.get("outputs", {}).values()):
         return None
+    return record
+
+
+def separate_or_skip(separator: Any, track: str, path: str, settings: OutputSettings, stages: Stages,
+                     force: bool = False, limits: Limits = Limits()) -> dict:
+    """The track's record, its page written beside it: the stored record (status `skipped`) when this
+    model version already made every output the settings ask for and not `force`, else a new one."""
+    with stages.stage("check"):
+        previous = None if force else previous_record(separator, track, settings)
+    record = ({**previous, "status": "skipped", "input": path} if previous is not None
+              else separate_track(separator, track, path, settings, stages, limits))
+    write_track_page(record, settings.output, storage.write_text_atomic)
     return record
 
 

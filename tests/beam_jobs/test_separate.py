@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from apache_beam.metrics.metric import MetricsFilter
 
-from beam_jobs import outputs, plots, progress, run_summary, separate, storage
+from beam_jobs import outputs, plots, progress, run_summary, separate, separate_inputs, storage
 from beam_jobs.options import EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE
 from audio.codec import decode, mux_stem_mp4
 
@@ -155,9 +155,9 @@ def test_rerun_skips_done_tracks_and_force_redoes_them(first_run, inputs, model_
 
 
 def test_track_names_drop_extension_and_stem_suffix():
-    assert separate.track_name("gs://bucket/a/Song One.stem.mp4") == "Song One"
-    assert separate.track_name("/music/b.side.flac") == "b.side"
-    assert separate.track_name("c.wav") == "c"
+    assert separate_inputs.track_name("gs://bucket/a/Song One.stem.mp4") == "Song One"
+    assert separate_inputs.track_name("/music/b.side.flac") == "b.side"
+    assert separate_inputs.track_name("c.wav") == "c"
 
 
 def test_help_does_not_import_tensorflow():
