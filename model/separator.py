@@ -126,9 +126,8 @@ class Separator:
 
 def _inverse(head_specs: list[dict[str, np.ndarray]], lengths: list[int], stft: StftConfig
              ) -> list[dict[str, np.ndarray]]:
-    """ISTFT of every head of every chunk, in one librosa call per chunk length (all of a batch's chunks
-    but a song's last share one): stacked along the channel axis, which halves the time of one call per
-    head and chunk."""
+    """ISTFT of every head of every chunk, in one call per chunk length (all of a batch's chunks but a
+    song's last share one): stacked along the channel axis, so the transform runs over one large array."""
     results: list[dict[str, np.ndarray]] = [{} for _ in head_specs]
     for length in sorted(set(lengths)):
         parts = [(index, head, spec) for index, specs in enumerate(head_specs) if lengths[index] == length
