@@ -12,14 +12,18 @@ import numpy as np
 from model import dsp
 
 
-def masked_specs(spec: np.ndarray, masks: dict[str, np.ndarray],
-                 wiener_iterations: int = 0) -> dict[str, np.ndarray]:
+def masked_specs(spec: np.ndarray, masks: dict[str, np.ndarray], wiener_iterations: int = 0,
+                 out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Each head's complex spec [frames, bins, channels] from the mixture's spec (same shape) and the
-    head's mask [frames, model_bins, channels], extended over the full band."""
+    head's mask [frames, model_bins, channels], extended over the full band; written into `out`'s
+    arrays (head -> spec's shape) when given, so a caller can have them land in one stacked buffer."""
+    out = out or {head: np.empty_like(spec) for head in masks}
+    if wiener_iterations <= 0 or not masks:
+        return {head: dsp.mask_spec(spec, mask, out[head]) for head, mask in masks.items()}
     extended = {head: dsp.extend_mask(mask, spec.shape[1]) for head, mask in masks.items()}
-    if wiener_iterations <= 0 or not extended:
-        return {head: spec * mask for head, mask in extended.items()}
-    return wiener_specs(spec, extended, wiener_iterations)
+    for head, filtered in wiener_specs(spec, extended, wiener_iterations).items():
+        out[head][...] = filtered
+    return {head: out[head] for head in masks}
 
 
 def wiener_specs(spec: np.ndarray, masks: dict[str, np.ndarray], iterations: int) -> dict[str, np.ndarray]:

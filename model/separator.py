@@ -117,27 +117,23 @@ class Separator:
         for index, spec in enumerate(specs):
             magnitude[index, : spec.shape[0]] = np.abs(spec[:, :bins]) / factor
         masks = self.mask_fn(magnitude)
-        wiener = self.config.separator.wiener_iterations
-        head_specs = [filtering.masked_specs(spec, {head: mask[index, : spec.shape[0]]
-                                                    for head, mask in masks.items()}, wiener)
-                      for index, spec in enumerate(specs)]
-        return _inverse(head_specs, [chunk.shape[0] for chunk in chunks], stft)
-
-
-def _inverse(head_specs: list[dict[str, np.ndarray]], lengths: list[int], stft: StftConfig
-             ) -> list[dict[str, np.ndarray]]:
-    """ISTFT of every head of every chunk, in one call per chunk length (all of a batch's chunks but a
-    song's last share one): stacked along the channel axis, so the transform runs over one large array."""
-    results: list[dict[str, np.ndarray]] = [{} for _ in head_specs]
-    for length in sorted(set(lengths)):
-        parts = [(index, head, spec) for index, specs in enumerate(head_specs) if lengths[index] == length
-                 for head, spec in specs.items()]
-        waveforms = dsp.istft(np.concatenate([spec for _, _, spec in parts], axis=2), stft.n_fft, stft.hop, length)
-        offset = 0
-        for index, head, spec in parts:
-            results[index][head] = waveforms[:, offset:offset + spec.shape[2]]
-            offset += spec.shape[2]
-    return results
+        heads, wiener = self.config.network.heads, self.config.separator.wiener_iterations
+        results: list[dict[str, np.ndarray]] = [{} for _ in chunks]
+        for length in sorted({chunk.shape[0] for chunk in chunks}):  # all of a batch's but a song's last
+            # every head of every chunk of this length masked straight into one stacked spec, channels
+            # first in memory, so one ISTFT runs over one large array and nothing is copied to get there
+            group = [index for index, chunk in enumerate(chunks) if chunk.shape[0] == length]
+            spec_shape, channels = specs[group[0]].shape[:2], specs[group[0]].shape[2]
+            stacked = np.empty((len(group) * len(heads) * channels, *spec_shape), dtype=np.complex64)
+            parts = np.transpose(stacked, (1, 2, 0)).reshape(*spec_shape, len(group), len(heads), channels)
+            for slot, index in enumerate(group):
+                filtering.masked_specs(specs[index], {head: masks[head][index, : spec_shape[0]] for head in heads},
+                                       wiener, out={head: parts[:, :, slot, row] for row, head in enumerate(heads)})
+            waveforms = dsp.istft(np.transpose(stacked, (1, 2, 0)), stft.n_fft, stft.hop, length)
+            waveforms = waveforms.reshape(length, len(group), len(heads), channels)
+            for slot, index in enumerate(group):
+                results[index] = {head: waveforms[:, slot, row] for row, head in enumerate(heads)}
+        return results
 
 
 class _GroupStream:

@@ -131,3 +131,15 @@ def test_crossfaded_overlap_add_of_a_constant_is_that_constant():
         weights[start:start + segment] += weight
     assert weights.min() > 0
     np.testing.assert_allclose(total / weights, 3.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("total_bins", [513, 2049, 300])
+def test_mask_spec_is_the_spec_times_the_extended_mask(total_bins):
+    rng = np.random.default_rng(2)
+    spec = (rng.normal(size=(7, total_bins, 2)) + 1j * rng.normal(size=(7, total_bins, 2))).astype(np.complex64)
+    mask = rng.uniform(0, 1, (7, 512, 2)).astype(np.float32)
+    expected = spec * dsp.extend_mask(mask, total_bins)
+    np.testing.assert_allclose(dsp.mask_spec(spec, mask), expected, rtol=1e-6)
+    out = np.zeros_like(spec)
+    assert dsp.mask_spec(spec, mask, out) is out
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
