@@ -33,7 +33,7 @@ import time
 import uuid
 from pathlib import Path
 
-from beam_jobs import storage
+from common import storage
 
 CURRENT_FILE = "current"
 VERSIONS = "versions"
@@ -116,20 +116,15 @@ def load_config(path: str):
 
 def find_songs(songs: str, validation: tuple[str, ...]) -> list:
     """The tracks under a songs root with the splits preprocess gives them (audio.musdb.find_tracks)."""
-    from apache_beam.io.filesystems import FileSystems
-
     from audio.musdb import find_tracks
 
     root = storage.absolute(songs).rstrip("/")
-    if storage.is_local(root):
-        if not Path(root).is_dir():
-            raise InputError(f"songs folder {root} does not exist")
-        paths = sorted(path.as_posix() for path in Path(root).rglob("*") if path.is_file())
-    else:
-        try:
-            paths = sorted(meta.path for meta in FileSystems.match([root + "/**"])[0].metadata_list)
-        except OSError as error:  # no such bucket, no access
-            raise InputError(f"cannot list the songs under {root}: {error}") from error
+    if not storage.is_remote(root) and not Path(root).is_dir():
+        raise InputError(f"songs folder {root} does not exist")
+    try:
+        paths = storage.list_files(root)
+    except OSError as error:  # no such bucket, no access
+        raise InputError(f"cannot list the songs under {root}: {error}") from error
     tracks = find_tracks(root, paths, validation)
     if not tracks:
         raise InputError(f"no songs under {root} (MUSDB layout: train/ and test/ with .stem.mp4 or stem folders)")
@@ -148,7 +143,7 @@ def check_writable(folder: str, what: str) -> None:
         storage.write_text_atomic(probe, "ok\n")
     except (OSError, ValueError) as error:
         raise InputError(f"{what} {folder} is not writable: {error}") from error
-    storage.delete_quietly([probe])
+    storage.remove(probe)
 
 
 def check_inputs(songs: str, registry: str, config: str = "", split: str = "test",
@@ -251,7 +246,7 @@ def evaluate_version(registry: str, version: str, songs: str, split: str = "test
 def stage_songs(songs: str, split: str, tracks: list[str] | None) -> str:
     """trainer.evaluate reads local files: copy just the scored songs of a remote root (local ones pass)."""
     root = storage.absolute(songs).rstrip("/")
-    if storage.is_local(root):
+    if not storage.is_remote(root):
         return root
     local = tempfile.mkdtemp(prefix="retrain-songs-")
     for track in select_tracks(find_songs(root, ()), split, tracks):

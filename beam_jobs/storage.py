@@ -1,4 +1,5 @@
-"""File access for Beam jobs on local paths and object storage (gs://) alike, via Beam's FileSystems.
+"""File access inside Beam pipelines, on local paths and object storage (gs://) alike, via Beam's FileSystems
+(the runner's IO and retries apply; outside pipelines, common/storage.py does the same through fsspec).
 
 - `staged_input` / `stage_tree`: give libraries that need a real local path (ffmpeg, libsndfile,
   TensorFlow) a local copy of a remote file or folder; local paths are used as they are.

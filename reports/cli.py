@@ -1,15 +1,15 @@
 """`python -m reports DIR...`: (re)write the HTML report of a separation, evaluation or training folder.
 
 The kind is told by what the folder holds: summary.json naming manifest shards (a separation run),
-summary.json with scores (an evaluation), history.csv (a training run). Local folders; jobs writing to object storage
-write their own reports as they finish.
+summary.json with scores (an evaluation), history.csv (a training run). Folders local or gs:// (common/storage.py);
+jobs write their own reports as they finish, so this is for rewriting one.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 
+from common import storage
 from reports.evaluation import write_evaluation_report
 from reports.separation import SUMMARY_FILE, write_separation_report
 from reports.training import HISTORY_FILE, write_training_report
@@ -23,15 +23,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def write_report(folder: str) -> str:
     """Write the folder's report; returns its path. ValueError when the folder holds none of the three."""
-    summary = os.path.join(folder, SUMMARY_FILE)
-    if os.path.isfile(summary):
-        with open(summary, encoding="utf-8") as handle:
-            kind = json.load(handle)
+    summary = storage.join(folder, SUMMARY_FILE)
+    if storage.exists(summary):
+        kind = json.loads(storage.read_text(summary))
         if "manifest_shards" in kind:
             return write_separation_report(folder)
         if "scores" in kind:
             return write_evaluation_report(folder)
-    if os.path.isfile(os.path.join(folder, HISTORY_FILE)):
+    if storage.exists(storage.join(folder, HISTORY_FILE)):
         return write_training_report(folder)
     raise ValueError(f"{folder}: no {SUMMARY_FILE} of a separation run or an evaluation, and no {HISTORY_FILE}")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
-from reports.html import (ReadText, WriteText, esc, join, number, page, read_local, read_optional,
-                          write_local_atomic)
+from common import storage
+from reports.html import ReadText, WriteText, esc, number, page, read_optional
 from reports.svg import bar_chart
 
 SUMMARY_FILE = "summary.json"
@@ -97,18 +97,18 @@ def render_evaluation(summary: dict, per_track: dict[str, dict]) -> str:
                 subtitle=f"model {summary.get('model_version', 'n/a')}")
 
 
-def write_evaluation_report(eval_dir: str, *, read_text: ReadText = read_local,
-                            write_text: WriteText = write_local_atomic) -> str:
+def write_evaluation_report(eval_dir: str, *, read_text: ReadText = storage.read_text,
+                            write_text: WriteText = storage.write_text_atomic) -> str:
     """Read EVAL/summary.json and the tracks it lists, write EVAL/index.html; returns its path."""
-    text = read_optional(read_text, join(eval_dir, SUMMARY_FILE))
+    text = read_optional(read_text, storage.join(eval_dir, SUMMARY_FILE))
     if text is None:
         raise FileNotFoundError(f"no {SUMMARY_FILE} in {eval_dir}: run the evaluation first")
     summary = json.loads(text)
     per_track = {}
     for name in summary.get("tracks") or []:
-        track_text = read_optional(read_text, join(eval_dir, TRACKS_DIR, f"{name}.json"))
+        track_text = read_optional(read_text, storage.join(eval_dir, TRACKS_DIR, f"{name}.json"))
         if track_text is not None:
             per_track[str(name)] = json.loads(track_text)
-    index = join(eval_dir, INDEX_FILE)
+    index = storage.join(eval_dir, INDEX_FILE)
     write_text(index, render_evaluation(summary, per_track))
     return index

@@ -12,7 +12,6 @@ import html
 import math
 import os
 import posixpath
-import tempfile
 from typing import Callable, Iterable
 from urllib.parse import quote
 
@@ -80,11 +79,6 @@ def number(value: object, digits: int = 1, unit: str = "") -> str:
     return f"{value:.{digits}f}{unit}"
 
 
-def join(base: str, *parts: str) -> str:
-    """Join a folder (local path or URL such as gs://bucket/dir) and names with '/'."""
-    return "/".join([base.rstrip("/"), *parts])
-
-
 def _location(path: str) -> tuple[str, str, str]:
     """(scheme, bucket or host, absolute path) of a local path or storage URL.
 
@@ -105,26 +99,6 @@ def relative_href(target: str, page_dir: str) -> str | None:
         return None
     # quote every character with a URL meaning (# ? % : space) so any file name stays one path
     return quote(posixpath.relpath(path, folder), safe="/")
-
-
-def read_local(path: str) -> str:
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
-
-
-def write_local_atomic(path: str, text: str) -> None:
-    """Write next to the final name, then rename: no reader ever sees half a page."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=folder, prefix=".report-", suffix=".partial")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(partial, 0o644)  # mkstemp makes 0600 files; a served page must be readable
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 def read_optional(read_text: ReadText, path: str) -> str | None:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import posixpath
 
-from reports.html import (ReadText, WriteText, badge, esc, join, number, page, read_local, read_optional,
-                          relative_href, table, write_local_atomic)
+from common import storage
+from reports.html import ReadText, WriteText, badge, esc, number, page, read_optional, relative_href, table
 
 SUMMARY_FILE = "summary.json"  # the run's counts and bounded lists, written last by the separate job
 INDEX_FILE = "index.html"
@@ -78,7 +78,7 @@ def track_files(record: dict, output_dir: str, page_dir: str) -> dict[str, str]:
     hrefs = {}
     for name in dict.fromkeys([*files, *outputs]):
         if _safe_relative(files.get(name)):
-            hrefs[str(name)] = relative_href(join(output_dir, files[name]), page_dir)
+            hrefs[str(name)] = relative_href(storage.join(output_dir, files[name]), page_dir)
         elif isinstance(outputs.get(name), str) and outputs[name]:
             hrefs[str(name)] = relative_href(outputs[name], page_dir)
     return {name: href for name, href in hrefs.items() if href}
@@ -167,7 +167,7 @@ def render_track(record: dict, output_dir: str, page_dir: str) -> str:
              for name, href in files.items() if name not in shown and _extension(href) in IMAGES]
     others = [f'<li><a href="{esc(href)}">{esc(name)}</a></li>' for name, href in files.items()
               if name not in shown and _extension(href) not in IMAGES]
-    index = relative_href(join(output_dir, INDEX_FILE), page_dir)
+    index = relative_href(storage.join(output_dir, INDEX_FILE), page_dir)
     warnings = record.get("warnings") if isinstance(record.get("warnings"), list) else []
     body = (f'<p><a href="{esc(index)}">&larr; all tracks</a></p>\n'
             + "".join(f'<p class="warning">{badge("warning")} {esc(text)}</p>\n' for text in warnings)
@@ -179,12 +179,12 @@ def render_track(record: dict, output_dir: str, page_dir: str) -> str:
     return page(f"Separation: {track}", body)
 
 
-def write_track_page(record: dict, output_dir: str, write_text: WriteText = write_local_atomic) -> str | None:
+def write_track_page(record: dict, output_dir: str, write_text: WriteText = storage.write_text_atomic) -> str | None:
     """Write the track's page beside its record; returns its path (None when the record names no safe one)."""
     target = page_path(record)
     if target is None:
         return None
-    path = join(output_dir, target)
+    path = storage.join(output_dir, target)
     write_text(path, render_track(record, output_dir, posixpath.dirname(path)))
     return path
 
@@ -192,13 +192,13 @@ def write_track_page(record: dict, output_dir: str, write_text: WriteText = writ
 def _track_link(entry: dict, output_dir: str) -> str:
     link, target = esc(entry.get("track") or "(unnamed)"), _safe_relative(entry.get("page"))
     if target is not None:
-        link = f'<a href="{esc(relative_href(join(output_dir, target), output_dir))}">{link}</a>'
+        link = f'<a href="{esc(relative_href(storage.join(output_dir, target), output_dir))}">{link}</a>'
     return link
 
 
 def _shard_links(names: object, output_dir: str) -> str:
     names = [name for name in names if _safe_relative(name)] if isinstance(names, list) else []
-    return ", ".join(f'<a href="{esc(relative_href(join(output_dir, name), output_dir))}">{esc(name)}</a>'
+    return ", ".join(f'<a href="{esc(relative_href(storage.join(output_dir, name), output_dir))}">{esc(name)}</a>'
                      for name in names) or "none"
 
 
@@ -235,8 +235,8 @@ def render_index(summary: dict, output_dir: str) -> str:
     return page("Separation run", body, subtitle=output_dir)
 
 
-def write_separation_report(output_dir: str, *, read_text: ReadText = read_local,
-                            write_text: WriteText = write_local_atomic) -> str:
+def write_separation_report(output_dir: str, *, read_text: ReadText = storage.read_text,
+                            write_text: WriteText = storage.write_text_atomic) -> str:
     """Rewrite every track's page from the manifest shards, then OUT/index.html from OUT/summary.json.
 
     `read_text(path)` / `write_text(path, text)` reach the output folder: the local defaults, or the
@@ -244,15 +244,15 @@ def write_separation_report(output_dir: str, *, read_text: ReadText = read_local
     no finished separation run (no summary.json).
     """
     output_dir = output_dir.rstrip("/") or "/"
-    text = read_optional(read_text, join(output_dir, SUMMARY_FILE))
+    text = read_optional(read_text, storage.join(output_dir, SUMMARY_FILE))
     summary = _json_object(text)
     if summary is None:
         raise FileNotFoundError(f"no {SUMMARY_FILE} of a separation run in {output_dir}")
     for name in summary.get("manifest_shards") or []:
         if _safe_relative(name):
-            for record in read_jsonl(read_optional(read_text, join(output_dir, name)))[0]:
+            for record in read_jsonl(read_optional(read_text, storage.join(output_dir, name)))[0]:
                 write_track_page(record, output_dir, write_text)
-    index = join(output_dir, INDEX_FILE)
+    index = storage.join(output_dir, INDEX_FILE)
     write_text(index, render_index(summary, output_dir))
     return index
 

@@ -11,8 +11,8 @@ import csv
 import io
 import math
 
-from reports.html import (ReadText, WriteText, esc, join, number, page, read_local, read_optional, table,
-                          write_local_atomic)
+from common import storage
+from reports.html import ReadText, WriteText, esc, number, page, read_optional, table
 from reports.svg import line_chart
 
 HISTORY_FILE = "history.csv"
@@ -81,12 +81,12 @@ def render_training(rows: list[dict[str, float]], title: str = "Training run", s
     return page(title, body, subtitle)
 
 
-def write_training_report(model_dir: str, *, read_text: ReadText = read_local,
-                          write_text: WriteText = write_local_atomic) -> str:
+def write_training_report(model_dir: str, *, read_text: ReadText = storage.read_text,
+                          write_text: WriteText = storage.write_text_atomic) -> str:
     """Read MODEL_DIR/history.csv and write MODEL_DIR/report.html; returns the report's path."""
-    text = read_optional(read_text, join(model_dir, HISTORY_FILE))
+    text = read_optional(read_text, storage.join(model_dir, HISTORY_FILE))
     rows = parse_history(text) if text is not None else []
-    report = join(model_dir, REPORT_FILE)
+    report = storage.join(model_dir, REPORT_FILE)
     name = model_dir.rstrip("/").split("/")[-1]
     write_text(report, render_training(rows, f"Training run: {name}", subtitle=model_dir))
     return report

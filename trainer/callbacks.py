@@ -13,7 +13,7 @@ import time
 
 import keras
 
-from trainer import paths
+from common import storage
 from trainer.history import HISTORY_FILE
 
 BACKUP_DIR = "backup"
@@ -21,15 +21,15 @@ BACKUP_DIR = "backup"
 
 def resume_epoch(checkpoint_dir: str) -> int:
     """Epochs completed by the run backed up in checkpoint_dir (0 for a fresh run)."""
-    path = paths.join(checkpoint_dir, BACKUP_DIR, "training_metadata.json")
-    if not paths.exists(path):
+    path = storage.join(checkpoint_dir, BACKUP_DIR, "training_metadata.json")
+    if not storage.exists(path):
         return 0
-    with paths.open_file(path) as handle:
+    with storage.open_file(path) as handle:
         return int(json.load(handle).get("epoch", 0))
 
 
 def epoch_weights_path(checkpoint_dir: str, epoch: int) -> str:
-    return paths.join(checkpoint_dir, f"epoch-{epoch:03d}.weights.h5")
+    return storage.join(checkpoint_dir, f"epoch-{epoch:03d}.weights.h5")
 
 
 class EpochWeights(keras.callbacks.Callback):
@@ -64,7 +64,7 @@ def build_callbacks(unet: keras.Model, checkpoint_dir: str, tensorboard_dir: str
     callbacks = [*first, EpochTime()]
     if chief:
         callbacks += [EpochWeights(unet, checkpoint_dir),
-                      keras.callbacks.CSVLogger(paths.join(checkpoint_dir, HISTORY_FILE), append=True)]
+                      keras.callbacks.CSVLogger(storage.join(checkpoint_dir, HISTORY_FILE), append=True)]
         if importlib.util.find_spec("tensorboard"):  # tf.summary needs the package; TF 2.21 no longer pulls it in
             callbacks.append(keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False))
         else:
@@ -77,10 +77,10 @@ def build_callbacks(unet: keras.Model, checkpoint_dir: str, tensorboard_dir: str
 
 def _backup_dir(checkpoint_dir: str, chief: bool) -> str:
     """The chief's backup folder; other workers restore from a private copy of it and write there."""
-    backup = paths.join(checkpoint_dir, BACKUP_DIR)
+    backup = storage.join(checkpoint_dir, BACKUP_DIR)
     if chief:
         return backup
-    private = paths.join(tempfile.mkdtemp(prefix="backup-"), BACKUP_DIR)
-    if paths.exists(backup):
-        paths.copy_tree(backup, private)
+    private = storage.join(tempfile.mkdtemp(prefix="backup-"), BACKUP_DIR)
+    if storage.exists(backup):
+        storage.copy_tree(backup, private)
     return private

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from common import storage
 from model.config import STEM_NAMES, Config
 from model.records import MIXTURE, parse_patch
 from model.unet import magnitude
-from trainer import paths
 
 AUTOTUNE = tf.data.AUTOTUNE
 STEMS = (MIXTURE, *STEM_NAMES)  # the order of the stacked stem axis
@@ -28,7 +28,7 @@ def segment_samples(config: Config) -> int:
 
 
 def find_shards(data_dir: str, split: str) -> list[str]:
-    return sorted(tf.io.gfile.glob(paths.join(data_dir, split, "*.tfrecord*")))
+    return sorted(tf.io.gfile.glob(storage.join(data_dir, split, "*.tfrecord*")))
 
 
 def training_dataset(data_dir: str, config: Config, split: str = "train") -> tf.data.Dataset:
@@ -83,7 +83,7 @@ def validation_crops(data_dir: str, config: Config, split: str = "valid") -> tf.
 def _require_shards(data_dir: str, split: str) -> list[str]:
     files = find_shards(data_dir, split)
     if not files:
-        raise FileNotFoundError(f"no shards match {paths.join(data_dir, split, '*.tfrecord*')}")
+        raise FileNotFoundError(f"no shards match {storage.join(data_dir, split, '*.tfrecord*')}")
     return files
 
 

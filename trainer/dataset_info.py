@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from common import storage
 from model.config import Config
-from trainer import paths
 
 DATASET_FILE = "dataset.json"
 
@@ -21,10 +21,10 @@ class DatasetError(ValueError):
 
 
 def read_dataset_info(data_dir: str) -> dict[str, Any]:
-    path = paths.join(data_dir, DATASET_FILE)
-    if not paths.exists(path):
+    path = storage.join(data_dir, DATASET_FILE)
+    if not storage.exists(path):
         raise DatasetError(f"{path} is missing: is {data_dir!r} the output folder of `atsep preprocess`?")
-    with paths.open_file(path) as handle:
+    with storage.open_file(path) as handle:
         try:
             info = json.load(handle)
         except json.JSONDecodeError as error:

@@ -8,7 +8,7 @@ import csv
 import io
 import math
 
-from trainer import paths
+from common import storage
 
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "training_curves.png"
@@ -16,9 +16,9 @@ CURVES_FILE = "training_curves.png"
 
 def read_history(path: str) -> list[dict[str, float]]:
     """Rows by epoch; an epoch logged twice (killed after logging, before its backup) keeps its last row."""
-    if not paths.exists(path):
+    if not storage.exists(path):
         return []
-    with paths.open_file(path) as handle:
+    with storage.open_file(path) as handle:
         rows = list(csv.DictReader(io.StringIO(handle.read())))
     by_epoch = {}
     for row in rows:
@@ -44,7 +44,7 @@ def trim_history(path: str, epochs: int) -> None:
     if rows:
         write_history(path, rows)
     else:
-        paths.remove(path)
+        storage.remove(path)
 
 
 def write_history(path: str, rows: list[dict[str, float]]) -> None:
@@ -53,7 +53,7 @@ def write_history(path: str, rows: list[dict[str, float]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
-    with paths.open_file(path, "w") as handle:
+    with storage.open_file(path, "w") as handle:
         handle.write(buffer.getvalue())
 
 
@@ -95,7 +95,7 @@ def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
-    with paths.open_file(out_path, "wb") as handle:
+    with storage.open_file(out_path, "wb") as handle:
         handle.write(buffer.getvalue())
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
+from common import storage
 from model.config import Config
 from model.export import export_model
 from reports.training import write_training_report
@@ -23,18 +24,18 @@ HYPERTUNE_METRIC = "val_sdr"  # the tuning job's metric tag: maximise it
 
 def publish(run: TrainedRun, config: Config, dirs: paths.RunDirs, data: dict[str, Any]) -> str:
     """Export to dirs.model_dir (staged locally when it is remote); returns the model folder."""
-    rows = read_history(paths.join(dirs.checkpoint_dir, HISTORY_FILE))
+    rows = read_history(storage.join(dirs.checkpoint_dir, HISTORY_FILE))
     best = best_row(rows, run.monitor, run.mode) if run.monitor else (rows[-1] if rows else None)
     weights = callbacks.epoch_weights_path(dirs.checkpoint_dir, int(best["epoch"]) + 1) if best else None
-    if weights and paths.exists(weights):
+    if weights and storage.exists(weights):
         run.unet.load_weights(weights)
     elif weights:
         print(f"{weights} is missing: exporting the last epoch's weights instead")
-    local = dirs.model_dir if not paths.is_remote(dirs.model_dir) else paths.join(tempfile.mkdtemp(), "model")
+    local = dirs.model_dir if not storage.is_remote(dirs.model_dir) else storage.join(tempfile.mkdtemp(), "model")
     export_model(network.float32_copy(run.unet, config), config, local)  # a mixed-precision run too
     _write_extras(local, rows, config, data, best)
     if local != dirs.model_dir:
-        paths.copy_tree(local, dirs.model_dir)
+        storage.copy_tree(local, dirs.model_dir)
     if best is not None and run.monitor in best:
         report_hypertune(best[run.monitor], len(rows))
     print(f"exported epoch {int(best['epoch']) + 1 if best else '?'} of {len(rows)} to {dirs.model_dir}")
@@ -44,10 +45,10 @@ def publish(run: TrainedRun, config: Config, dirs: paths.RunDirs, data: dict[str
 def _write_extras(model_dir: str, rows: list[dict[str, float]], config: Config, data: dict[str, Any],
                   best: dict[str, float] | None) -> None:
     if rows:
-        write_history(paths.join(model_dir, HISTORY_FILE), rows)
-        plot_history(rows, config.network.heads, paths.join(model_dir, CURVES_FILE))
+        write_history(storage.join(model_dir, HISTORY_FILE), rows)
+        plot_history(rows, config.network.heads, storage.join(model_dir, CURVES_FILE))
         write_training_report(model_dir)
-    with paths.open_file(paths.join(model_dir, "MODEL_CARD.md"), "w") as handle:
+    with storage.open_file(storage.join(model_dir, "MODEL_CARD.md"), "w") as handle:
         handle.write(render_model_card(config, data, best, len(rows)))
 
 

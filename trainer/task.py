@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from common import storage
 from model.config import CONFIG_FILE, Config
 from trainer import paths
 from trainer.dataset_info import DatasetError, check_dataset, read_dataset_info
@@ -51,8 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> Config:
     config = Config()
     if args.config:  # a config.json or a folder holding one, local or gs://
-        in_folder = paths.join(args.config, CONFIG_FILE)
-        with paths.open_file(in_folder if paths.exists(in_folder) else args.config) as handle:
+        in_folder = storage.join(args.config, CONFIG_FILE)
+        with storage.open_file(in_folder if storage.exists(in_folder) else args.config) as handle:
             config = Config.from_json(handle.read())
     overrides = {key: getattr(args, flag) for flag, key in OVERRIDES.items() if getattr(args, flag) is not None}
     return config.replace(**overrides) if overrides else config
@@ -60,7 +61,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def check_model_dir(model_dir: str) -> None:
     """Export replaces the model folder whole: refuse one that holds anything but an earlier export."""
-    existing = set(paths.list_dir(model_dir))
+    existing = set(storage.list_dir(model_dir))
     if existing and not {"saved_model", CONFIG_FILE} <= existing:
         listing = ", ".join(sorted(existing)[:5])
         raise ValueError(f"{model_dir} holds files that are not an exported model ({listing}); "

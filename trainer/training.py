@@ -8,6 +8,7 @@ import os
 import keras
 import tensorflow as tf
 
+from common import storage
 from common.progress import enabled as progress_enabled
 from model.config import CONFIG_FILE, Config
 from trainer import callbacks, data, network, paths, validation
@@ -100,15 +101,15 @@ def is_chief() -> bool:
 
 def prepare_checkpoint_dir(config: Config, checkpoint_dir: str, initial_epoch: int, chief: bool) -> None:
     """Refuse to restart with another network; drop history rows of epochs the backup has not kept."""
-    config_path = paths.join(checkpoint_dir, CONFIG_FILE)
-    if initial_epoch and paths.exists(config_path):
-        with paths.open_file(config_path) as handle:
+    config_path = storage.join(checkpoint_dir, CONFIG_FILE)
+    if initial_epoch and storage.exists(config_path):
+        with storage.open_file(config_path) as handle:
             saved = Config.from_json(handle.read())
         changed = [name for name in RESTART_SECTIONS if getattr(saved, name) != getattr(config, name)]
         if changed:
             raise RestartError(f"{checkpoint_dir} holds a run with another {', '.join(changed)} config: "
                                "use a new --checkpoint_dir (or delete it) to start over")
     if chief:
-        trim_history(paths.join(checkpoint_dir, HISTORY_FILE), initial_epoch)
-        with paths.open_file(config_path, "w") as handle:
+        trim_history(storage.join(checkpoint_dir, HISTORY_FILE), initial_epoch)
+        with storage.open_file(config_path, "w") as handle:
             handle.write(config.to_json() + "\n")

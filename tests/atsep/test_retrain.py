@@ -8,7 +8,6 @@ import shutil
 import pytest
 
 from atsep import retrain, synth
-from tests.beam_jobs.conftest import gcs_bucket  # noqa: F401 - the GCS server fixture, for gs:// registries
 
 VALID = "Synth 001 - Seed 0"  # a training song the trainer validates on (chooses its epoch with)
 HELD_OUT = "Synth 002 - Seed 0"  # generated into test/: the gate's song
@@ -276,7 +275,7 @@ def test_evaluations_not_on_held_out_songs_are_refused():
 
 
 @pytest.mark.gcs
-def test_gate_and_checks_on_a_gs_registry(gcs_bucket, tmp_path):  # noqa: F811
+def test_gate_and_checks_on_a_gs_registry(gcs_bucket, tmp_path):
     from beam_jobs import storage
 
     registry, songs = f"{gcs_bucket}/registry", f"{gcs_bucket}/songs"
