@@ -56,6 +56,9 @@ def mask_spec(spec: np.ndarray, mask: np.ndarray, out: np.ndarray | None = None)
     by each frame's mean mask. Writes into `out` (spec's shape, complex) when given."""
     bins = min(mask.shape[1], spec.shape[1])
     out = np.empty_like(spec) if out is None else out
+    # the mask laid out channels first, as `stft`'s specs are: every loop below then runs along contiguous
+    # bins (mixed layouts took twice as long)
+    mask = np.moveaxis(np.ascontiguousarray(np.moveaxis(mask, 2, 0)), 0, 2)
     np.multiply(spec[:, :bins], mask[:, :bins], out=out[:, :bins])
     if spec.shape[1] > bins:
         np.multiply(spec[:, bins:], mask.mean(axis=1, keepdims=True), out=out[:, bins:])
