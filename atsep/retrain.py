@@ -34,6 +34,7 @@ import uuid
 from pathlib import Path
 
 from common import storage
+from model.config import CONFIG_FILE, Config
 
 CURRENT_FILE = "current"
 VERSIONS = "versions"
@@ -77,7 +78,7 @@ def model_dir(registry: str, version: str) -> str:
 
 
 def has_model(registry: str, version: str) -> bool:
-    return storage.exists(storage.join(model_dir(registry, version), "config.json"))
+    return storage.exists(storage.join(model_dir(registry, version), CONFIG_FILE))
 
 
 def current_version(registry: str) -> str | None:
@@ -102,8 +103,6 @@ def utc_now() -> str:
 
 def load_config(path: str):
     """The training config (a config.json or a folder holding one, local or gs://); defaults when ''."""
-    from model.config import CONFIG_FILE, Config
-
     if not path:
         return Config()
     in_folder = storage.join(path, CONFIG_FILE)
@@ -351,6 +350,7 @@ def promote(registry: str, version: str, min_improvement: float = DEFAULT_MIN_IM
 def run_chain(args: argparse.Namespace, beam_args: list[str]) -> dict:
     """check -> preprocess (Beam, local runner unless told) -> train (local trainer) -> evaluate -> promote."""
     from beam_jobs import preprocess
+    from beam_jobs.jsonl_shards import DEAD_LETTER, SUFFIX
     from beam_jobs.options import EXIT_INPUTS_FAILED
     from trainer import task
 
@@ -363,7 +363,7 @@ def run_chain(args: argparse.Namespace, beam_args: list[str]) -> dict:
     config = ["--config", args.config] if args.config else []
     status = preprocess.main(["--input", args.songs, "--output", records, *config, *beam_args])
     if status == EXIT_INPUTS_FAILED:  # the run completed; unusable songs are in the dead letter, not trained on
-        print(f"retrain: some songs could not be preprocessed, see {storage.join(records, 'dead_letter-*')}",
+        print(f"retrain: some songs could not be preprocessed, see {storage.join(records, DEAD_LETTER)}-*{SUFFIX}",
               flush=True)
     elif status != EXIT_OK:
         raise RuntimeError(f"preprocess failed (exit status {status})")

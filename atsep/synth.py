@@ -22,9 +22,8 @@ import numpy as np
 from scipy import signal
 
 from audio import codec
-from model.config import STEM_NAMES
+from model.config import MIXTURE, STEM_NAMES
 
-MIXTURE = "mixture"
 LAYOUTS = ("stems", "hq")
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 MINOR = np.array([0, 2, 3, 5, 7, 8, 10])

@@ -17,9 +17,9 @@ import soundfile as sf
 
 from audio.codec import SOUNDFILE_SUFFIXES, DecodeError, last_line, mp4_length, probe, ffmpeg_binary
 
-BLOCK = 1 << 16
+BLOCK = 1 << 16  # samples per block: ~1.5 s at 44.1 kHz, a few hundred KB
 # libsndfile 1.2's mp3 reader returns wrong samples after the first few reads in blocks: ffmpeg reads mp3
-BLOCKWISE_SOUNDFILE_SUFFIXES = SOUNDFILE_SUFFIXES - {".mp3"}  # samples per block: ~1.5 s at 44.1 kHz, a few hundred KB
+BLOCKWISE_SOUNDFILE_SUFFIXES = SOUNDFILE_SUFFIXES - {".mp3"}
 LIBSNDFILE_FORMATS = {"wav": "WAV", "flac": "FLAC"}
 FFMPEG_ENCODERS = {"mp3": ("libmp3lame", "mp3"), "ogg": ("libvorbis", "ogg")}
 FORMATS = (*LIBSNDFILE_FORMATS, *FFMPEG_ENCODERS)

@@ -11,9 +11,9 @@ import posixpath
 import numpy as np
 
 from audio import codec
+from model.config import MIXTURE, STEM_NAMES
 
-MIXTURE = "mixture"
-MUSDB_STREAMS = (MIXTURE, "drums", "bass", "other", "vocals")  # stream order in a .stem.mp4
+MUSDB_STREAMS = (MIXTURE, *STEM_NAMES)  # stream order in a .stem.mp4
 STEM_MP4_SUFFIX = ".stem.mp4"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff")
 SPLITS = ("train", "test")

@@ -19,6 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 from beam_jobs import storage
 
 SUFFIX = ".jsonl"
+DEAD_LETTER = "dead_letter"  # every job's failed inputs: OUT/dead_letter-*.jsonl, one line each with the reason
 
 
 class WriteRecords(beam.PTransform):

@@ -3,11 +3,11 @@
 Reads `.stem.mp4` files, MUSDB18-HQ folders (`<split>/<track>/<stem>.wav`) or plain folders of stem
 files under `--input`, and writes under `--output`:
   <split>/<split>-00000-of-0000N.tfrecord[.gz]  patches of every stem at the model's rate (model.records)
-  dataset.json                                 splits (counts, shard files), normalisation statistics
+  dataset.json                                 splits (counts, shard files), the config used
   tracks-*.jsonl                               one line per track used (split, duration, patches, stems)
   dead_letter-*.jsonl                          one line per track that could not be used, with the reason
 Steps: MatchFiles -> GroupByTrack -> Reshuffle -> Decode -> Validate -> Resample -> CutPatches ->
-EncodePatches -> WriteShards, with the track lists, statistics and dead letters beside them. Every step
+EncodePatches -> WriteShards, with the track lists and dead letters beside them. Every step
 works per track, per shard or through a combiner: none gathers the catalogue onto one worker.
 """
 from __future__ import annotations
@@ -24,16 +24,14 @@ from beam_jobs import progress, storage
 from beam_jobs.options import EXIT_INPUTS_FAILED, EXIT_OK, add_limit_args, limits_of, pipeline_options
 from beam_jobs.preprocess_shards import (
     COMPRESSIONS, DATASET_FILE, DEAD_LETTER, TRACKS, SplitTotals, WriteShards, write_dataset)
-from beam_jobs.preprocess_stats import MagnitudeStats, mixture_partial
 from beam_jobs.preprocess_tracks import (
     DEAD, NAMESPACE, DecodeTrack, EncodePatch, ValidateSong, count_failed, cut_patches, file_path,
-    in_split, keyed_by_track, resample_song, summarize, tracks_of_group)
+    keyed_by_track, resample_song, summarize, tracks_of_group)
 from beam_jobs.jsonl_shards import WriteRecords
 from model.config import CONFIG_FILE, Config
 from audio.limits import Limits
 from audio.musdb import MUSDB_STREAMS, MUSDB_VALIDATION_TRACKS
 
-STATS_SPLIT = "train"  # normalisation statistics come from training songs only
 # whole songs are held in memory here (every stem, float32), so the default length cap is shorter than
 # the separation job's: 30 min of 44.1 kHz stereo is ~1.3 GB for a five-stem track
 LIMITS = Limits(max_seconds=1800.0)
@@ -93,10 +91,6 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config,
               | "EncodePatches" >> beam.ParDo(EncodePatch())
               | "WriteShards" >> WriteShards(output, args.shard_mb, args.compression)
               | "CollectShards" >> beam.combiners.ToList())  # one small dict per shard file
-    stats = (songs
-             | "StatsSongs" >> beam.Filter(in_split, STATS_SPLIT)
-             | "MixtureStats" >> beam.Map(mixture_partial, config.stft)
-             | "CombineStats" >> beam.CombineGlobally(MagnitudeStats()))
     dead = ((decoded[DEAD], valid[DEAD])
             | "DeadLetters" >> beam.Flatten()
             | "CountFailed" >> beam.Map(count_failed)
@@ -111,7 +105,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config,
          | "SplitTotals" >> beam.CombineGlobally(SplitTotals())
          | "WriteDatasetJson" >> beam.Map(
              write_dataset, output, _header(args, config, root, patch_samples),
-             beam.pvalue.AsSingleton(shards), beam.pvalue.AsSingleton(stats), beam.pvalue.AsSingleton(dead_count),
+             beam.pvalue.AsSingleton(shards), beam.pvalue.AsSingleton(dead_count),
              beam.pvalue.AsList(track_files), beam.pvalue.AsList(dead_files)))
 
 
@@ -137,8 +131,6 @@ def _header(args: argparse.Namespace, config: Config, root: str, patch_samples: 
         "stems": list(MUSDB_STREAMS),
         "compression": args.compression,
         "input": root,
-        "normalisation": {"split": STATS_SPLIT, "n_fft": config.stft.n_fft, "hop": config.stft.hop,
-                          "bins": config.stft.bins},
         "config": json.loads(config.to_json()),
     }
 

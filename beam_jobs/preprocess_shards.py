@@ -20,12 +20,13 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs import jsonl_shards, storage
+from beam_jobs.jsonl_shards import DEAD_LETTER
+from model.config import DATASET_FILE
 
 SPLITS = ("train", "valid", "test")
 COMPRESSIONS = {"none": CompressionTypes.UNCOMPRESSED, "gzip": CompressionTypes.GZIP}
 FRAMING_BYTES = 16  # TFRecord framing per record: length, its CRC, the data's CRC
-DATASET_FILE = "dataset.json"
-TRACKS, DEAD_LETTER = "tracks", "dead_letter"  # OUT/tracks-*.jsonl, OUT/dead_letter-*.jsonl
+TRACKS = "tracks"  # OUT/tracks-*.jsonl
 
 ShardKey = tuple[str, int, int]  # (split, shard index, shard count)
 
@@ -116,13 +117,12 @@ class SplitTotals(beam.CombineFn):
                 for split, (tracks, patches, seconds) in accumulator.items()}
 
 
-def write_dataset(totals: dict, output: str, header: dict, shards: list[dict], normalisation: dict,
-                  dead_letters: int, track_lists: list[str], dead_letter_lists: list[str]) -> dict:
+def write_dataset(totals: dict, output: str, header: dict, shards: list[dict], dead_letters: int,
+                  track_lists: list[str], dead_letter_lists: list[str]) -> dict:
     """dataset.json: what the trainer needs to read the shards; every path in it is relative to it."""
     splits = {split: {**totals.get(split, {"track_count": 0, "patch_count": 0, "audio_seconds": 0.0}),
                       "shards": sorted(s["file"] for s in shards if s["split"] == split)} for split in SPLITS}
-    dataset = {**header, "splits": splits, "normalisation": {**header["normalisation"], **normalisation},
-               "dead_letters": dead_letters,
+    dataset = {**header, "splits": splits, "dead_letters": dead_letters,
                TRACKS + "_files": jsonl_shards.names(track_lists),
                DEAD_LETTER + "_files": jsonl_shards.names(dead_letter_lists)}
     _delete_stale_shards(output, {s["file"] for s in shards})

@@ -144,10 +144,6 @@ def _fit_channels(waveform: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(waveform, channels, axis=1)
 
 
-def in_split(song: Song, split: str) -> bool:
-    return song.track.split == split
-
-
 def resample_song(song: Song, rate: int) -> Song:
     stems = {name: dsp.resample(waveform, song.rate, rate) for name, waveform in song.stems.items()}
     length = min(len(waveform) for waveform in stems.values())  # resamplers may round differently

@@ -22,10 +22,10 @@ from typing import Any, Iterator
 import apache_beam as beam
 
 from beam_jobs import jsonl_shards, storage
+from beam_jobs.jsonl_shards import DEAD_LETTER
 from reports.separation import INDEX_FILE, SUMMARY_FILE, page_path, render_index
 
 MANIFEST = "manifest"
-DEAD_LETTER = "dead_letter"
 LIMIT = 100  # tracks and failures listed by name in summary.json and on the index page
 MAX_REASON = 500  # characters of a failure's reason kept in the summary (the dead letter has it whole)
 log = logging.getLogger(__name__)

@@ -19,7 +19,6 @@ from beam_jobs import outputs, storage
 from beam_jobs.outputs import OutputSettings
 from reports.separation import write_track_page
 
-BLOCK = 1 << 16
 log = logging.getLogger(__name__)
 
 
@@ -95,7 +94,7 @@ def separate_track(separator: Any, track: str, path: str, settings: OutputSettin
             local = staged.enter_context(storage.staged_input(path))
             settings = outputs.for_input(settings, _sample_format(local))
             declared = limits.check_file(local, stream=0)
-            reader = AudioReader(local, stream=0, block=BLOCK)  # stream 0 of a .stem.mp4 is the mixture
+            reader = AudioReader(local, stream=0)  # stream 0 of a .stem.mp4 is the mixture
         with stages.stage("write"):
             writers = _open_writers(finish, where, separator.stem_names, reader, settings)
         summaries = {name: Summary(reader.rate) for name in ("mix", *separator.stem_names)}

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+MIXTURE = "mixture"
 STEM_NAMES = ("drums", "bass", "other", "vocals")  # musdb's stem order after the mixture
 RESIDUAL = "residual"
 CONFIG_FILE = "config.json"
+DATASET_FILE = "dataset.json"  # preprocess's manifest of the shards, which the trainer reads
 
 
 @dataclasses.dataclass(frozen=True)

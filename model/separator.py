@@ -19,10 +19,9 @@ from model import dsp, filtering
 from model.batching import CoalescingMaskFn
 from model.chunking import OverlapAdd
 from model.config import RESIDUAL, Config, StftConfig
-from model.model_dir import check_graph, check_model_dir
+from model.model_dir import EXPORT_DIR, check_graph, check_model_dir
 
 MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
-EXPORT_DIR = "saved_model"
 ROWS_PER_CALL = 4  # the most batches (of separator.batch_size patches) merged across songs in one call
 THREADS_ENV = "ATSEP_TF_THREADS"  # "INTRA,INTER": TensorFlow's op thread pools in this process
 

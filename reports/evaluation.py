@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 
 from common import storage
-from reports.html import ReadText, WriteText, esc, number, page, read_optional
+from reports.html import INDEX_FILE, SUMMARY_FILE, ReadText, WriteText, esc, number, page, read_optional
 from reports.svg import bar_chart
 
-SUMMARY_FILE = "summary.json"
 TRACKS_DIR = "tracks"
-INDEX_FILE = "index.html"
 TABLE_METRICS = ("SDR", "SIR", "SAR")
 LEGEND = ("BSSEval v4 (museval), 1 s windows; the median over frames, then over tracks, in dB (higher "
           "is better). mixture: the mixture as every estimate (the floor); oracle: ideal ratio masks "

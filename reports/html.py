@@ -15,6 +15,8 @@ import posixpath
 from typing import Callable, Iterable
 from urllib.parse import quote
 
+INDEX_FILE = "index.html"  # a run folder's page (separation, evaluation)
+SUMMARY_FILE = "summary.json"  # a run folder's counts or scores, which its page is drawn from
 ReadText = Callable[[str], str]
 WriteText = Callable[[str, str], None]
 

@@ -18,10 +18,9 @@ import json
 import posixpath
 
 from common import storage
-from reports.html import ReadText, WriteText, badge, esc, number, page, read_optional, relative_href, table
+from reports.html import (INDEX_FILE, SUMMARY_FILE, ReadText, WriteText, badge, esc, number, page, read_optional,
+                          relative_href, table)
 
-SUMMARY_FILE = "summary.json"  # the run's counts and bounded lists, written last by the separate job
-INDEX_FILE = "index.html"
 RECORD_KEY = "track"  # files["track"]: the track's record, whose sibling the page becomes
 # formats Chromium, Firefox and Safari all decode in an <audio> element
 PLAYABLE = {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".webm"}

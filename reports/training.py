@@ -31,7 +31,8 @@ def parse_history(text: str) -> list[dict[str, float]]:
             except (TypeError, ValueError):
                 continue
         if "epoch" in values and math.isfinite(values["epoch"]):
-            by_epoch[int(values["epoch"])] = values
+            values["epoch"] = int(values["epoch"])
+            by_epoch[values["epoch"]] = values
     return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from common import storage
-from model.config import STEM_NAMES, Config
-from model.records import MIXTURE, parse_patch
+from model.config import MIXTURE, STEM_NAMES, Config
+from model.records import parse_patch
 from model.unet import magnitude
 
 AUTOTUNE = tf.data.AUTOTUNE

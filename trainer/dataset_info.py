@@ -11,9 +11,8 @@ import json
 from typing import Any
 
 from common import storage
-from model.config import Config
+from model.config import DATASET_FILE, Config
 
-DATASET_FILE = "dataset.json"
 
 
 class DatasetError(ValueError):

@@ -30,17 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
+from audio.codec import DecodeError
+from audio.musdb import Track, TrackError, find_tracks, load_track
 from common.progress import progress
 from model import dsp
-from audio.codec import DecodeError
-from model.config import RESIDUAL, Config
+from model.config import MIXTURE, RESIDUAL, Config
 from model.model_dir import BUNDLED_MODEL_DIR
-from audio.musdb import MIXTURE, Track, TrackError, find_tracks, load_track
-from reports.evaluation import write_evaluation_report
+from reports.evaluation import SUMMARY_FILE, TABLE_METRICS, TRACKS_DIR, write_evaluation_report
 
 METHODS = ("model", "mixture", "oracle")
 METRICS = ("SDR", "SIR", "SAR", "ISR")
-TABLE_METRICS = ("SDR", "SIR", "SAR")
 SPLITS = ("train", "valid", "test", "all")
 WINDOW_SECONDS = 1.0  # SiSEC 2018: win = hop = 1 s
 ORACLE_N_FFT = 4096
@@ -102,7 +101,7 @@ def evaluate(root: str, model_dir: str, split: str, output: str, tracks: list[st
         raise ValueError(f"no {split!r} songs under {root!r}" + (f" matching {tracks}" if tracks else ""))
     separator = Separator.load(model_dir)
     out = Path(output)
-    (out / "tracks").mkdir(parents=True, exist_ok=True)
+    (out / TRACKS_DIR).mkdir(parents=True, exist_ok=True)
     per_track, skipped = {}, {}
     for number, track in enumerate(progress(chosen, desc="evaluate", unit="track"), 1):
         started = time.monotonic()
@@ -113,7 +112,7 @@ def evaluate(root: str, model_dir: str, split: str, output: str, tracks: list[st
             log.warning("skipping %s: %s", track.name, error)
             skipped[track.name] = str(error)
             continue
-        _write_json(out / "tracks" / f"{track.name}.json",
+        _write_json(out / TRACKS_DIR / f"{track.name}.json",
                     {"track": track.name, "split": track.split, "scores": per_track[track.name]})
         log.info("[%d/%d] %s scored in %.1f s", number, len(chosen), track.name, time.monotonic() - started)
     summary = {
@@ -122,7 +121,7 @@ def evaluate(root: str, model_dir: str, split: str, output: str, tracks: list[st
         "tracks_scored": len(per_track), "tracks": sorted(per_track), "skipped": skipped,
         "scores": summarise(per_track, targets),
     }
-    _write_json(out / "summary.json", summary)
+    _write_json(out / SUMMARY_FILE, summary)
     (out / "summary.md").write_text(f"{format_table(summary['scores'], targets, markdown=True)}\n\n"
                                     f"{LEGEND} {len(per_track)} track(s) of split `{split}`, "
                                     f"model `{separator.version}`.\n")
@@ -152,7 +151,7 @@ def _check_targets(targets: list[str] | None, heads: tuple[str, ...]) -> tuple[s
 
 def _reference_scores(folder: str | None, track: str, heads: tuple[str, ...]) -> dict[str, Scores]:
     """The mixture and oracle scores an earlier evaluation wrote for this song and these stems, if any."""
-    path = Path(folder) / "tracks" / f"{track}.json" if folder else None
+    path = Path(folder) / TRACKS_DIR / f"{track}.json" if folder else None
     if path is None or not path.is_file():
         return {}
     scores = json.loads(path.read_text()).get("scores", {})

@@ -9,33 +9,14 @@ import io
 import math
 
 from common import storage
+from reports.training import HISTORY_FILE, parse_history
 
-HISTORY_FILE = "history.csv"
 CURVES_FILE = "training_curves.png"
 
 
 def read_history(path: str) -> list[dict[str, float]]:
     """Rows by epoch; an epoch logged twice (killed after logging, before its backup) keeps its last row."""
-    if not storage.exists(path):
-        return []
-    with storage.open_file(path) as handle:
-        rows = list(csv.DictReader(io.StringIO(handle.read())))
-    by_epoch = {}
-    for row in rows:
-        values = {key: _number(value) for key, value in row.items() if key}
-        values = {key: value for key, value in values.items() if value is not None}
-        if "epoch" in values:
-            values["epoch"] = int(values["epoch"])
-            by_epoch[values["epoch"]] = values
-    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
-
-
-def _number(text: str | None) -> float | None:
-    """A logged value; None for the blanks and "NA" CSVLogger writes for metrics an epoch lacks."""
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
+    return parse_history(storage.read_text(path)) if storage.exists(path) else []
 
 
 def trim_history(path: str, epochs: int) -> None:

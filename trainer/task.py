@@ -15,6 +15,7 @@ import sys
 
 from common import storage
 from model.config import CONFIG_FILE, Config
+from model.model_dir import EXPORT_DIR
 from trainer import paths
 from trainer.dataset_info import DatasetError, check_dataset, read_dataset_info
 
@@ -62,7 +63,7 @@ def build_config(args: argparse.Namespace) -> Config:
 def check_model_dir(model_dir: str) -> None:
     """Export replaces the model folder whole: refuse one that holds anything but an earlier export."""
     existing = set(storage.list_dir(model_dir))
-    if existing and not {"saved_model", CONFIG_FILE} <= existing:
+    if existing and not {EXPORT_DIR, CONFIG_FILE} <= existing:
         listing = ", ".join(sorted(existing)[:5])
         raise ValueError(f"{model_dir} holds files that are not an exported model ({listing}); "
                          "exporting would replace them: choose another --model_dir")
