@@ -6,6 +6,7 @@ import argparse
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
 
 from audio.limits import Limits
+from beam_jobs import storage
 
 # Beam's DirectRunner first tries to download the Prism runner; FnApiRunner is the same local
 # portable runner without that step (this workplace, like many CI machines, has no route to it).
@@ -19,6 +20,14 @@ EXIT_USAGE = 2  # bad options or configuration (a missing or foreign model folde
 
 class ConfigurationError(ValueError):
     """A job's options name something unusable (e.g. no model at --model_dir); the message says what."""
+
+
+def check_output(output: str) -> None:
+    """Refuse an output folder this process cannot write (read-only, forbidden), before any work."""
+    try:
+        storage.check_writable(output)
+    except Exception as error:  # noqa: BLE001 - whatever the file system says, the run cannot go on
+        raise ConfigurationError(f"cannot write to the output folder {output}: {error}") from None
 
 
 def pipeline_options(pipeline_args: list[str]) -> PipelineOptions:

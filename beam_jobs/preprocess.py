@@ -6,7 +6,7 @@ files under `--input`, and writes under `--output`:
   dataset.json                                 splits (counts, shard files), the config used
   tracks-*.jsonl                               one line per track used (split, duration, patches, stems)
   dead_letter-*.jsonl                          one line per track that could not be used, with the reason
-Steps: MatchFiles -> GroupByTrack -> Reshuffle -> Decode -> Validate -> Resample -> CutPatches ->
+Steps: ListFiles -> GroupByTrack -> Reshuffle -> Decode -> Validate -> Resample -> CutPatches ->
 EncodePatches -> WriteShards, with the track lists and dead letters beside them. Every step
 works per track, per shard or through a combiner: none gathers the catalogue onto one worker.
 """
@@ -15,17 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
 import apache_beam as beam
-from apache_beam.io import fileio
 from apache_beam.metrics.metric import MetricsFilter
 
 from beam_jobs import progress, storage
-from beam_jobs.options import EXIT_INPUTS_FAILED, EXIT_OK, add_limit_args, limits_of, pipeline_options
+from beam_jobs.options import (EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ConfigurationError, add_limit_args,
+                                check_output, limits_of, pipeline_options)
 from beam_jobs.preprocess_shards import (
     COMPRESSIONS, DATASET_FILE, DEAD_LETTER, TRACKS, SplitTotals, WriteShards, write_dataset)
 from beam_jobs.preprocess_tracks import (
-    DEAD, NAMESPACE, DecodeTrack, EncodePatch, ValidateSong, count_failed, cut_patches, file_path,
+    DEAD, NAMESPACE, DecodeTrack, EncodePatch, ListFiles, ValidateSong, count_failed, cut_patches,
     keyed_by_track, resample_song, summarize, tracks_of_group)
 from beam_jobs.jsonl_shards import WriteRecords
 from model.config import CONFIG_FILE, Config
@@ -73,8 +74,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config,
     patch_samples = round(config.data.patch_seconds * rate)
     validation = config.data.validation_tracks or MUSDB_VALIDATION_TRACKS
     found = (pipeline
-             | "MatchFiles" >> fileio.MatchFiles(storage.join(root, "**"))
-             | "FilePaths" >> beam.Map(file_path)
+             | "ListFiles" >> ListFiles(root)
              | "KeyByTrack" >> beam.FlatMap(keyed_by_track, root)
              | "GroupByTrack" >> beam.GroupByKey()
              | "FindTracks" >> beam.FlatMap(tracks_of_group, root, tuple(validation)))
@@ -139,6 +139,7 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     """Build and run the job; returns the finished PipelineResult."""
     args, pipeline_args = parse_args(argv)
     config = load_config(args)
+    check_output(storage.absolute(args.output))
     options = pipeline_options(pipeline_args)
     # the bar's total is set once the tracks are found
     with progress.bar(test_pipeline is None and progress.shown_for(options), None, "preprocess") as run_id:
@@ -158,7 +159,11 @@ def counters(result) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args, _ = parse_args(argv)
-    totals = counters(run(argv))
+    try:
+        totals = counters(run(argv))
+    except ConfigurationError as error:
+        print(f"preprocess: {error}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"preprocess: {totals.get('tracks_ok', 0)} tracks, {totals.get('patches', 0)} patches, "
           f"{totals.get('tracks_failed', 0)} failed -> {storage.join(args.output, DATASET_FILE)}")
     return EXIT_INPUTS_FAILED if totals.get("tracks_failed", 0) else EXIT_OK

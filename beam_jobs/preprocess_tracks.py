@@ -9,10 +9,12 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import posixpath
 from typing import Iterator
 
 import apache_beam as beam
+from apache_beam.io import fileio
 import numpy as np
 
 from beam_jobs import storage
@@ -58,8 +60,30 @@ def dead_letter(track: Track, reason: str) -> dict:
     return {"track": track.name, "split": track.split, "paths": track_paths(track), "reason": reason}
 
 
-def file_path(metadata) -> str:
+class ListFiles(beam.PTransform):
+    """Every file under `root`, at any depth, as a path. Object storage is matched by Beam's fileio; a local
+    tree is walked with os.walk, which keeps the names Beam's local match drops because it cannot stat them
+    (a symbolic link to itself, say): decoding then says why such a file fails, where no one would hear of it."""
+
+    def __init__(self, root: str):
+        super().__init__()
+        self.root = root
+
+    def expand(self, pipeline: beam.pvalue.PBegin) -> beam.PCollection:
+        if storage.is_local(self.root):
+            return pipeline | "Root" >> beam.Create([self.root]) | "Walk" >> beam.FlatMap(_walk)
+        return (pipeline
+                | "Match" >> fileio.MatchFiles(storage.join(self.root, "**"))
+                | "Paths" >> beam.Map(_path_of))
+
+
+def _path_of(metadata: fileio.FileMetadata) -> str:
     return metadata.path
+
+
+def _walk(root: str) -> Iterator[str]:
+    for folder, _, files in os.walk(root):
+        yield from (os.path.join(folder, name) for name in files)
 
 
 def keyed_by_track(path: str, root: str) -> Iterator[tuple[str, str]]:

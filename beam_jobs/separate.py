@@ -27,7 +27,7 @@ from apache_beam.utils.shared import Shared
 from audio.limits import Limits
 from beam_jobs import jsonl_shards, outputs, progress, run_summary, separate_inputs, separate_report, storage
 from beam_jobs.options import (EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ConfigurationError, add_limit_args,
-                               limits_of, pipeline_options)
+                               check_output, limits_of, pipeline_options)
 from beam_jobs.outputs import OutputSettings
 from beam_jobs.run_summary import DEAD_LETTER
 from beam_jobs.separate_track import Stages, separate_or_skip
@@ -78,10 +78,14 @@ def failure(path: str, stage: str, reason: str, track: str | None = None,
 
 
 class ExpandPattern(beam.DoFn):
-    """One path or glob -> (track, path) per matching file; a pattern matching nothing is a failure."""
+    """One path or glob -> (track, path) per matching file outside the output folder; a pattern matching
+    nothing is a failure."""
+
+    def __init__(self, output: str):
+        self.output = output
 
     def process(self, pattern: str) -> Iterator[Any]:
-        files, problem = separate_inputs.expand(pattern)
+        files, problem = separate_inputs.expand(pattern, self.output)
         if problem:
             yield failure(pattern, "expand", problem)
         for path in files:
@@ -167,7 +171,8 @@ def build(pipeline: beam.Pipeline, known: argparse.Namespace, started: float | N
     stems = separate_inputs.stem_names(storage.absolute(known.model_dir))
     expanded = (pipeline
                 | "ListPatterns" >> beam.Create(separate_inputs.input_patterns(known.inputs, known.input_list))
-                | "ExpandInputs" >> beam.ParDo(ExpandPattern()).with_outputs(DEAD_LETTER, main="files"))
+                | "ExpandInputs" >> beam.ParDo(ExpandPattern(settings.output))
+                .with_outputs(DEAD_LETTER, main="files"))
     picked = (expanded.files
               | "GroupByTrack" >> beam.GroupByKey()
               | "OnePathPerTrack" >> beam.ParDo(PickOnePerTrack(settings, stems, run_id))
@@ -202,10 +207,12 @@ def run(argv: list[str] | None = None,
     started = time.time()
     known, pipeline_args = parse_args(argv)
     separate_inputs.check_model(storage.absolute(known.model_dir))
+    check_output(storage.absolute(known.output))
     options = pipeline_options(pipeline_args)
     total = None  # no bar: an injected pipeline, or a run that is not local and in-process on a terminal
     if test_pipeline is None and progress.shown_for(options):
-        total = separate_inputs.count_files(separate_inputs.input_patterns(known.inputs, known.input_list))
+        total = separate_inputs.count_files(separate_inputs.input_patterns(known.inputs, known.input_list),
+                                            storage.absolute(known.output))
     with progress.bar(total is not None, total, "separate") as run_id:
         pipeline = test_pipeline or beam.Pipeline(options=options)
         build(pipeline, known, started, run_id)

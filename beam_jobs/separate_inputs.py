@@ -5,6 +5,7 @@ Plain functions over storage paths, called by the pipeline's steps (beam_jobs/se
 """
 from __future__ import annotations
 
+import glob
 import os
 from typing import Any, Iterator
 
@@ -34,26 +35,42 @@ def input_patterns(inputs: list[str], input_list: str | None) -> list[str]:
 
 
 def matching_files(pattern: str) -> list[str]:
-    """Files a path, folder or glob names (a folder: the files directly in it)."""
-    if storage.is_local(pattern) and os.path.isdir(pattern):
-        # listed directly: Beam's `*` skips names holding a backslash, and no file may go unnoticed
-        return sorted(entry.path for entry in os.scandir(pattern) if entry.is_file())
-    matched = FileSystems.match([pattern])[0].metadata_list
-    return [m.path for m in matched if not (storage.is_local(m.path) and os.path.isdir(m.path))]
+    """Files a path, folder or glob names (a folder: the files directly in it; `**` in a glob: any depth).
+
+    Local names are listed with os/glob rather than Beam's match, which drops a name it cannot stat (a
+    symbolic link to itself, say) and skips names holding a backslash: no file may go unnoticed. A name
+    that is not a folder is kept even when it cannot be opened, so that decoding reports why.
+    """
+    if storage.is_local(pattern):
+        if os.path.isdir(pattern):
+            names = [entry.path for entry in os.scandir(pattern)]
+        else:  # a name that exists is taken as it is: `Song [Live].wav` is a file, not a character class
+            names = [pattern] if os.path.lexists(pattern) else glob.glob(pattern, recursive=True)
+        return sorted(name for name in names if not os.path.isdir(name))
+    return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
 
 
-def expand(pattern: str) -> tuple[list[str], str | None]:
-    """The files a pattern names, or none and the reason it names nothing usable."""
+def inside(path: str, folder: str) -> bool:
+    """Whether `path` lies under `folder` (both absolute, local or gs://)."""
+    return path.startswith(folder.rstrip("/") + "/")
+
+
+def expand(pattern: str, output: str) -> tuple[list[str], str | None]:
+    """The files a pattern names, less those under the run's own output folder (an output inside the input
+    folder must not become input on the next run), or none and the reason it names nothing usable."""
     try:
         files = matching_files(pattern)
     except Exception as error:  # noqa: BLE001 - a bad pattern must not stop the others
         return [], f"cannot list: {error}"
-    return files, None if files else "no file matches this path or pattern"
+    taken = [path for path in files if not inside(path, output)]
+    if files and not taken:
+        return [], f"every file it matches is inside the output folder {output}"
+    return taken, None if taken else "no file matches this path or pattern"
 
 
-def count_files(patterns: list[str]) -> int:
+def count_files(patterns: list[str], output: str) -> int:
     """How many files the patterns name (bad patterns count none: the pipeline reports them)."""
-    return sum(len(expand(pattern)[0]) for pattern in patterns)
+    return sum(len(expand(pattern, output)[0]) for pattern in patterns)
 
 
 def pick_one(track: str, paths: list[str], stems: tuple[str, ...],

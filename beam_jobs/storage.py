@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -164,7 +165,8 @@ def atomic_output(path: str) -> Iterator[str]:
         partial = temp_sibling(path)
         done = False
         try:
-            yield partial
+            with _naming_a_full_device(partial):
+                yield partial
             os.replace(partial, path)
             done = True
         finally:
@@ -179,8 +181,35 @@ def atomic_output(path: str) -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory(prefix="atomic-") as tmp:
         local = os.path.join(tmp, posixpath.basename(temp_sibling(path)))
-        yield local
+        with _naming_a_full_device(local):
+            yield local
         _upload_and_rename(local, path)
+
+
+FULL_BELOW = 64 << 10  # bytes free under which a failed write is put down to a full device
+
+
+@contextlib.contextmanager
+def _naming_a_full_device(local: str) -> Iterator[None]:
+    """Re-raise a write that failed on a full device as ENOSPC, naming it: encoders report a full disk
+    as their own error ("LibsndfileError: System error.", a broken pipe from ffmpeg), which says nothing."""
+    try:
+        yield
+    except Exception as error:
+        folder = os.path.dirname(local)
+        free = shutil.disk_usage(folder).free
+        if free < FULL_BELOW and not (isinstance(error, OSError) and error.errno == errno.ENOSPC):
+            raise OSError(errno.ENOSPC, f"No space left on device: {free} bytes free in {folder} "
+                                        f"({type(error).__name__}: {error})") from error
+        raise
+
+
+def check_writable(folder: str) -> None:
+    """Write and remove a small probe file in `folder` (local or remote), so that a read-only, missing or
+    forbidden output is refused before any work; raises the OSError (or storage error) that says why."""
+    probe = join(folder, f".write-check-{_owner()}-{uuid.uuid4().hex[:8]}")
+    write_bytes_atomic(probe, b"")
+    delete_quietly([probe])
 
 
 def _missing_folders(folder: str) -> list[str]:

@@ -57,31 +57,45 @@ def flaky_bucket():
     server.stop()
 
 
-ROWS: list[tuple[str, str, str, str, str]] = []  # (area, case, expected, outcome, verdict)
+ROWS: list[tuple[str, str, str, str, str]] = []  # (area, case, expected, observed, verdict)
 TABLE_ENV = "RELIABILITY_TABLE"  # where to write the table as markdown, besides the terminal
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if report.when == "call":
+        item.reliability_verdict = "as expected" if report.passed else "NOT as expected"
+
+
 @pytest.fixture
-def record_case():
-    """record_case(area, case, expected, outcome): a row of the printed table of cases and outcomes.
-    Call it after the test's assertions, so a row only appears for a case that behaved as expected."""
-    def record(area: str, case: str, expected: str, outcome: str) -> None:
-        cells = [re.sub(r"/tmp/\S*/", "", text).replace("|", "/").replace("\n", "\\n").replace("\t", "\\t")
-                 for text in (area, case, expected, outcome)]
-        ROWS.append((*cells[:3], cells[3][:140], "pass"))
-    return record
+def record_case(request):
+    """record_case(area, case, expected, observed): a row of the printed table of cases and outcomes.
+
+    `observed` is what the run did, taken from its outputs; call it before the assertions that judge it.
+    The row's verdict is the test's own result, so a case that misbehaves shows in the table too."""
+    rows = []
+
+    def record(area: str, case: str, expected: str, observed: str) -> None:
+        rows.append([re.sub(r"/tmp/pytest-of-[^/]+/pytest-\d+/[^/]+/", "", text).replace("|", "/").replace("\n", "\\n").replace("\t", "\\t")
+                     for text in (area, case, expected, observed)])
+
+    yield record
+    verdict = getattr(request.node, "reliability_verdict", "error")
+    ROWS.extend((area, case, expected, observed[:160], verdict) for area, case, expected, observed in rows)
 
 
 def table() -> str:
-    lines = ["| area | case | expected | outcome |", "|---|---|---|---|"]
-    lines += [f"| {area} | {case} | {expected} | {outcome} |" for area, case, expected, outcome, _ in ROWS]
+    lines = ["| area | case | expected | observed | verdict |", "|---|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in ROWS]
     return "\n".join(lines) + "\n"
 
 
 def pytest_terminal_summary(terminalreporter):
     if not ROWS:
         return
-    terminalreporter.section(f"reliability: {len(ROWS)} cases, each as expected")
+    wrong = sum(row[-1] != "as expected" for row in ROWS)
+    terminalreporter.section(f"reliability: {len(ROWS)} cases, {wrong} not as expected")
     terminalreporter.write(table())
     if os.environ.get(TABLE_ENV):
         Path(os.environ[TABLE_ENV]).write_text(table())

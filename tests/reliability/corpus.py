@@ -7,15 +7,16 @@ contains `reason`). The same corpus goes through `separate`, `preprocess` and th
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import struct
+import subprocess
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import soundfile as sf
 
-from audio.codec import mux_stem_mp4
+from audio.codec import ffmpeg_binary, mux_stem_mp4
+from audio.musdb import AUDIO_SUFFIXES
 
 RATE = 22050
 OK, DEAD = "ok", "dead"
@@ -78,6 +79,27 @@ def _stem_mp4(streams: int) -> Callable[[Path], None]:
     return lambda path: mux_stem_mp4(path, [tone(1.0, 44100, seed=i) for i in range(streams)], 44100)
 
 
+def _video(with_audio: bool) -> Callable[[Path], None]:
+    """One second of an MPEG-4 test card, with an AAC soundtrack or without one (ffmpeg's own sources)."""
+    def write(path: Path) -> None:
+        sources = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=5"]
+        if with_audio:
+            sources += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={RATE}"]
+        subprocess.run([ffmpeg_binary(), "-nostdin", "-loglevel", "error", *sources, "-t", "1", "-c:v", "mpeg4",
+                        *(["-c:a", "aac"] if with_audio else []), "-y", str(path)], check=True)
+    return write
+
+
+def _loud(path: Path) -> None:
+    """A float wav peaking at +12 dBFS (four times full scale), as a master bounced without a limiter."""
+    wave = tone(1.0)
+    sf.write(path, wave * (4.0 / np.abs(wave).max()), RATE, subtype="FLOAT")
+
+
+def _symlink_loop(path: Path) -> None:
+    path.symlink_to(path.name)  # a link to itself: opening it fails with "Too many levels of symbolic links"
+
+
 def _hour_of_silence(path: Path) -> None:
     """An hour of 8 kHz mono digital silence as FLAC, written in blocks: a few hundred KB on disk."""
     block = np.zeros((8000 * 60, 1), dtype=np.int16)
@@ -137,6 +159,12 @@ CASES: tuple[Case, ...] = (
          lambda path: sf.write(path, tone(1.0, 8000, 1), 8000), OK, OK),
     Case("96 kHz 6 channels", "surround.flac", "96 kHz, 6 channels (5.1)",
          lambda path: sf.write(path, tone(0.5, 96000, 6), 96000), OK, DEAD, "6 channels"),
+    Case("above 0 dBFS", "loud.wav", "float wav peaking at +12 dBFS", _loud, OK, OK),
+    Case("video with sound", "clip.mp4", "an MPEG-4 video with an AAC soundtrack", _video(True), OK, OK),
+    Case("video, no sound", "film.mp4", "an MPEG-4 video with no audio stream", _video(False), DEAD, DEAD,
+         "0 audio stream"),
+    Case("symlink loop", "loop.wav", "a symbolic link to itself", _symlink_loop, DEAD, DEAD,
+         "Too many levels of symbolic links"),
     Case("one sample", "blip.wav", "a wav one sample long",
          lambda path: sf.write(path, np.full((1, 2), 0.5, np.float32), RATE), OK, OK),
     Case("an hour of silence", "silence.flac", "60 min of 8 kHz mono digital silence (FLAC)",
@@ -165,23 +193,23 @@ def write_corpus(folder: Path, cases: tuple[Case, ...] = CASES) -> dict[str, Cas
 
 def write_track_folders(root: Path, cases: tuple[Case, ...] = CASES) -> dict[str, Case]:
     """The corpus as preprocess input: each case is a track folder `train/<track>/` whose vocals and
-    drums stems are both the hostile file (a `.stem.mp4` case stays a container); returns {track: case}."""
-    flat = root.parent / f"{root.name}-flat"
-    write_corpus(flat, cases)
+    drums stems are both the hostile file (a `.stem.mp4` case stays a container, a video is named `.m4a`);
+    returns {track: case}."""
     tracks = {}
     for case in cases:
-        source = flat / case.file
+        (root / "train").mkdir(parents=True, exist_ok=True)
         if case.file.endswith(".stem.mp4"):
-            (root / "train").mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, root / "train" / case.file)
-        else:
-            folder = root / "train" / _folder_name(case)
-            folder.mkdir(parents=True, exist_ok=True)
-            suffix = source.suffix
-            for stem in ("vocals", "drums"):
-                shutil.copy(source, folder / f"{stem}{suffix}")
-        tracks[case.track if case.file.endswith(".stem.mp4") else _folder_name(case)] = case
-    shutil.rmtree(flat)
+            case.write(root / "train" / case.file)
+            tracks[case.track] = case
+            continue
+        folder = root / "train" / _folder_name(case)
+        folder.mkdir()
+        suffix = Path(case.file).suffix
+        if suffix not in AUDIO_SUFFIXES:  # a video: the layout names stems by audio suffixes only
+            suffix = ".m4a"
+        for stem in ("vocals", "drums"):
+            case.write(folder / f"{stem}{suffix}")
+        tracks[_folder_name(case)] = case
     return tracks
 
 

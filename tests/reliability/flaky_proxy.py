@@ -4,7 +4,8 @@ Every `period`-th request (a fixed, deterministic share) fails instead of being 
 503 Service Unavailable and a dropped connection (the socket closed with no response at all). The rest
 go to the upstream server unchanged; `Location` headers (resumable uploads) are rewritten to point
 back at the proxy. The proxy is bounded: it serves at most `max_requests` requests and shuts itself
-down after `lifetime_s` seconds, so a test that forgets it cannot leave it running.
+down after `lifetime_s` seconds, so a test that forgets it cannot leave it running. `outage_after` takes
+the store away altogether for a while: every request's connection dropped, as a server that died would.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import collections
 import http.client
 import http.server
 import threading
+import time
 from typing import Any
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
@@ -27,6 +29,9 @@ class FlakyProxy:
         self.outcomes: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._count = 0
+        self._down_until = 0.0
+        self._forwarded = threading.Condition()
+        self.paths: list[str] = []  # of the requests forwarded, in order
         self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -47,8 +52,22 @@ class FlakyProxy:
         self._server.shutdown()
         self._server.server_close()
 
+    def outage_after(self, marker: str, seconds: float, timeout_s: float = 120.0) -> None:
+        """Block until a forwarded request's path holds `marker`, then refuse everything for `seconds`."""
+        with self._forwarded:
+            self._forwarded.wait_for(lambda: any(marker in path for path in self.paths), timeout=timeout_s)
+        self._down_until = time.monotonic() + seconds
+
+    def forwarded(self, path: str) -> None:
+        with self._forwarded:
+            self.paths.append(path)
+            self._forwarded.notify_all()
+
     def verdict(self) -> str:
-        """What to do with the next request: `forward`, `503` or `drop` (deterministic in its index)."""
+        """What to do with the next request: `down` in an outage, else `forward`, `503` or `drop`
+        (deterministic in its index)."""
+        if time.monotonic() < self._down_until:
+            return "down"
         with self._lock:
             self._count += 1
             index = self._count
@@ -75,7 +94,7 @@ def _handler(proxy: FlakyProxy) -> type:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             verdict = proxy.verdict()
             proxy.outcomes[verdict] += 1
-            if verdict == "drop":
+            if verdict in ("drop", "down"):
                 self.close_connection = True
                 self.connection.close()
                 return
@@ -96,6 +115,7 @@ def _handler(proxy: FlakyProxy) -> type:
             response = upstream.getresponse()
             data = response.read()
             upstream.close()
+            proxy.forwarded(self.path)
             self.send_response(response.status, response.reason)
             for key, value in response.getheaders():
                 if key.lower() in HOP_HEADERS or key.lower() == "content-length":

@@ -92,34 +92,37 @@ def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(songs, model_di
     left_by_kill = len(_partials(out))
 
     separate.run(_argv(songs, out, model_dir))
-    assert _differences(out, reference) == []
-    assert _partials(out) == []
+    differences, partials = _differences(out, reference), _partials(out)
     manifest = list(run_summary.read_records(str(out)))
-    assert len(manifest) == SONGS and list(run_summary.read_records(str(out), run_summary.DEAD_LETTER)) == []
+    dead = list(run_summary.read_records(str(out), run_summary.DEAD_LETTER))
     skipped = sum(record["status"] == "skipped" for record in manifest)
-    assert skipped == done_at_kill
     record_case("crash", f"SIGKILL after {done_at_kill}/{SONGS} tracks, then rerun",
                 "identical outputs, no partial files",
-                f"{SONGS * 4} stems+plots sha256-identical; {skipped} skipped, {left_by_kill} partial file(s) "
-                "from the kill cleaned")
+                f"{len(_digests(out)) - len(differences)}/{len(_digests(reference))} stems+plots sha256-identical; "
+                f"{len(manifest)} in manifest ({skipped} skipped), {len(dead)} dead; {len(partials)} partial files "
+                f"left (the kill left {left_by_kill})")
+    assert differences == [] and partials == []
+    assert len(manifest) == SONGS and dead == []
+    assert skipped == done_at_kill
 
 
 def test_two_runs_on_one_output_leave_only_complete_files(songs, model_dir, reference, tmp_path, record_case):
     out = tmp_path / "out"
     runs = [_start(_argv(songs, out, model_dir)), _start([*_argv(songs, out, model_dir), "--force"])]
     errors = [run.communicate(timeout=300)[1].decode(errors="replace") for run in runs]
+    differences, partials = _differences(out, reference), _partials(out)
+    manifest = list(run_summary.read_records(str(out)))
+    record_case("race", "two runs at once on one output (one with --force)", "only complete files",
+                f"exits {[run.returncode for run in runs]}; {len(manifest)} tracks; {len(partials)} partial files; "
+                f"{len(differences)} stems/plots differ from a lone run's")
     assert [run.returncode for run in runs] == [0, 0], errors
-    assert _partials(out) == []
-    assert _differences(out, reference) == []  # deterministic: whichever run renamed last, same bytes
+    assert partials == [] and differences == []  # deterministic: whichever run renamed last, same bytes
     for record_file in out.glob("*/track.json"):
         record = json.loads(record_file.read_text())
         stems = [sf.read(record["outputs"][stem], dtype="float32")[0] for stem in record["stems"]]
         mix = sf.read(songs / f"{record['track']}.wav", dtype="float32")[0]
         np.testing.assert_allclose(sum(stems), mix, atol=1e-4)  # 3 stems rounded to 16 bits
-    manifest = list(run_summary.read_records(str(out)))
     assert sorted(record["track"] for record in manifest) == sorted(f"song {i}" for i in range(SONGS))
-    record_case("race", "two runs at once on one output (one with --force)", "only complete files",
-                f"both exit 0; {SONGS} tracks, every stem complete and identical to a lone run")
 
 
 def test_partials_of_dead_writers_are_removed_and_live_ones_kept(tmp_path, record_case):
@@ -136,7 +139,9 @@ def test_partials_of_dead_writers_are_removed_and_live_ones_kept(tmp_path, recor
     for path in (live, dead, other):
         Path(path).write_bytes(b"half")
     storage.write_bytes_atomic(str(final), b"whole")
-    assert final.read_bytes() == b"whole"
-    assert Path(live).exists() and Path(other).exists() and not Path(dead).exists()
+    kept = {name: Path(path).exists() for name, path in (("live", live), ("dead", dead), ("foreign", other))}
     record_case("crash", "temporary files: a dead writer's, a live writer's, another host's",
-                "dead one removed, others kept", "dead one removed on the next write; live and foreign kept")
+                "dead one removed, others kept",
+                f"final holds {final.read_bytes()!r}; still there: {[name for name, there in kept.items() if there]}")
+    assert final.read_bytes() == b"whole"
+    assert kept == {"live": True, "dead": False, "foreign": True}
