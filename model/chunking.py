@@ -70,18 +70,26 @@ class OverlapAdd:
     def _separate_pending(self) -> None:
         for first in range(0, len(self.pending), self.batch_size):
             batch = self.pending[first:first + self.batch_size]
-            for (start, chunk, last), stems in zip(batch, self.separate_batch([chunk for _, chunk, _ in batch])):
+            separated = self.separate_batch([chunk for _, chunk, _ in batch])
+            # the sums grow once per batch, not once per segment (each growth copies them)
+            self._grow(max(start + chunk.shape[0] for start, chunk, _ in batch), separated[0])
+            for (start, chunk, last), stems in zip(batch, separated):
                 self._add(start, chunk.shape[0], stems, fade_out=not last)
         self.pending = []
 
+    def _grow(self, upto: int, stems: dict[str, np.ndarray]) -> None:
+        """Zero-extend the sums and weights to cover the output up to sample `upto`."""
+        end = upto - self.emitted
+        if end <= self.weights.shape[0]:
+            return
+        grow = end - self.weights.shape[0]
+        self.weights = np.pad(self.weights, ((0, grow), (0, 0)))
+        for head in self.heads:
+            self.sums[head] = np.pad(self.sums[head], ((0, grow), (0, 0))) if head in self.sums \
+                else np.zeros((end, stems[head].shape[1]), dtype=np.float32)
+
     def _add(self, start: int, length: int, stems: dict[str, np.ndarray], fade_out: bool) -> None:
         end = start - self.emitted + length
-        if end > self.weights.shape[0]:
-            grow = end - self.weights.shape[0]
-            self.weights = np.pad(self.weights, ((0, grow), (0, 0)))
-            for head in self.heads:
-                self.sums[head] = np.pad(self.sums[head], ((0, grow), (0, 0))) if head in self.sums \
-                    else np.zeros((end, stems[head].shape[1]), dtype=np.float32)
         # a segment cut before the end is known fades out (where it turns out to cover the end alone, its
         # weights divide out exactly); the segment cut at the end does not, it has the last word there
         weight = dsp.crossfade_weight(length, self.fade, fade_in=start > 0, fade_out=fade_out,

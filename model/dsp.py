@@ -129,6 +129,7 @@ def chunk_starts(length: int, segment: int, overlap: float) -> list[int]:
     return starts
 
 
+@functools.lru_cache(maxsize=16)  # a song's segments share a handful of shapes
 def crossfade_weight(segment: int, fade: int, fade_in: bool, fade_out: bool, guard: int = 0) -> np.ndarray:
     """Per-sample weight of a segment in the overlap-add: linear ramps over `fade` samples, never zero,
     so dividing by the summed weights is exact everywhere.
@@ -147,4 +148,5 @@ def crossfade_weight(segment: int, fade: int, fade_in: bool, fade_out: bool, gua
             weight[:fade] = ramp
         if fade_out:
             weight[segment - fade:] = ramp[::-1]
+    weight.flags.writeable = False  # shared between calls
     return weight
