@@ -19,7 +19,7 @@ include infra/cloud.mk
 
 WHEEL := dist/audio_track_separator-0.1.0-py3-none-any.whl
 
-.PHONY: setup wheel browser demo test reliability generate preprocess train separate evaluate default-model clean
+.PHONY: setup wheel browser demo test reliability bench generate preprocess train separate evaluate default-model clean
 
 $(STAMP): requirements.txt requirements.lock requirements-test.txt setup.py
 	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -qq && \
@@ -53,6 +53,10 @@ test: setup browser
 ## Hostile inputs, storage faults, crashes: prints the table of cases and outcomes (also out/reliability.md)
 reliability: setup
 	mkdir -p out && RELIABILITY_TABLE=out/reliability.md $(BIN)/python -m pytest tests/reliability -q -p no:randomly
+
+## Separation speed side by side: this project, its fixed-mask floor, Spleeter 2.4.2 (docs/performance.md)
+bench: setup
+	PYTHONPATH=. $(BIN)/python bench/separate.py --onednn
 
 generate: setup
 	$(BIN)/atsep generate --output $(DATA)
