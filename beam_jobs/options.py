@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
 
@@ -16,10 +18,22 @@ LOCAL_RUNNER = "FnApiRunner"
 EXIT_OK = 0  # every input was separated, skipped or preprocessed
 EXIT_INPUTS_FAILED = 1  # the run completed, but some inputs are in the dead letter
 EXIT_USAGE = 2  # bad options or configuration (a missing or foreign model folder): nothing ran
+EXIT_RUN_FAILED = 3  # the run stopped before it completed (storage gone, a runner failure): rerun to resume
 
 
 class ConfigurationError(ValueError):
     """A job's options name something unusable (e.g. no model at --model_dir); the message says what."""
+
+
+def run_failed(job: str, error: Exception) -> int:
+    """Say on stderr that a run stopped before it completed, and why (the error's last line: a runner's
+    error text holds whole tracebacks), and that a rerun resumes; the full error goes to the log at DEBUG."""
+    logging.getLogger(job).debug("the run failed", exc_info=error)
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    why = f"{type(error).__name__}: {lines[-1] if lines else ''}"[:400]
+    print(f"{job}: the run stopped before it completed: {why}\n"
+          f"{job}: what finished is kept; the same command resumes from there", file=sys.stderr)
+    return EXIT_RUN_FAILED
 
 
 def check_output(output: str) -> None:

@@ -22,7 +22,7 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from beam_jobs import progress, storage
 from beam_jobs.options import (EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ConfigurationError, add_limit_args,
-                                check_output, limits_of, pipeline_options)
+                                check_output, limits_of, pipeline_options, run_failed)
 from beam_jobs.preprocess_shards import (
     COMPRESSIONS, DATASET_FILE, DEAD_LETTER, TRACKS, SplitTotals, WriteShards, write_dataset)
 from beam_jobs.preprocess_tracks import (
@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as error:
         print(f"preprocess: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 - a failed run is reported in one line, not a traceback
+        return run_failed("preprocess", error)
     print(f"preprocess: {totals.get('tracks_ok', 0)} tracks, {totals.get('patches', 0)} patches, "
           f"{totals.get('tracks_failed', 0)} failed -> {storage.join(args.output, DATASET_FILE)}")
     return EXIT_INPUTS_FAILED if totals.get("tracks_failed", 0) else EXIT_OK

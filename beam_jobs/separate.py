@@ -27,7 +27,7 @@ from apache_beam.utils.shared import Shared
 from audio.limits import Limits
 from beam_jobs import jsonl_shards, outputs, progress, run_summary, separate_inputs, separate_report, storage
 from beam_jobs.options import (EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ConfigurationError, add_limit_args,
-                               check_output, limits_of, pipeline_options)
+                               check_output, limits_of, pipeline_options, run_failed)
 from beam_jobs.outputs import OutputSettings
 from beam_jobs.run_summary import DEAD_LETTER
 from beam_jobs.separate_track import Stages, separate_or_skip
@@ -230,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as error:
         print(f"separate: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 - a failed run is reported in one line, not a traceback
+        return run_failed("separate", error)
     print(separate_report.report(known.output))
     failed = run_summary.read_summary(storage.absolute(known.output))["failed"]
     return EXIT_INPUTS_FAILED if failed else EXIT_OK

@@ -4,7 +4,7 @@ Every `period`-th request (a fixed, deterministic share) fails instead of being 
 503 Service Unavailable and a dropped connection (the socket closed with no response at all). The rest
 go to the upstream server unchanged; `Location` headers (resumable uploads) are rewritten to point
 back at the proxy. The proxy is bounded: it serves at most `max_requests` requests and shuts itself
-down after `lifetime_s` seconds, so a test that forgets it cannot leave it running. `outage_after` takes
+down after `lifetime_s` seconds, so a test that forgets it cannot leave it running. `outage_when` takes
 the store away altogether for a while: every request's connection dropped, as a server that died would.
 """
 from __future__ import annotations
@@ -12,9 +12,11 @@ from __future__ import annotations
 import collections
 import http.client
 import http.server
+import json
 import threading
 import time
-from typing import Any
+import urllib.parse
+from typing import Any, Callable
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
 
@@ -30,8 +32,6 @@ class FlakyProxy:
         self._lock = threading.Lock()
         self._count = 0
         self._down_until = 0.0
-        self._forwarded = threading.Condition()
-        self.paths: list[str] = []  # of the requests forwarded, in order
         self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -52,16 +52,24 @@ class FlakyProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def outage_after(self, marker: str, seconds: float, timeout_s: float = 120.0) -> None:
-        """Block until a forwarded request's path holds `marker`, then refuse everything for `seconds`."""
-        with self._forwarded:
-            self._forwarded.wait_for(lambda: any(marker in path for path in self.paths), timeout=timeout_s)
+    def outage_when(self, condition: Callable[[], bool], seconds: float, timeout_s: float = 120.0) -> None:
+        """Poll `condition` (which should not go through the proxy) until it holds, then refuse everything
+        for `seconds`."""
+        deadline = time.monotonic() + timeout_s
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
         self._down_until = time.monotonic() + seconds
 
-    def forwarded(self, path: str) -> None:
-        with self._forwarded:
-            self.paths.append(path)
-            self._forwarded.notify_all()
+    def upstream_names(self, prefix: str) -> list[str]:
+        """Object names under `prefix` in the bucket, asked of the server directly, past the proxy."""
+        connection = http.client.HTTPConnection(*self.upstream, timeout=10)
+        connection.request("GET", f"/storage/v1/b/bucket/o?prefix={urllib.parse.quote(prefix)}")
+        items = json.loads(connection.getresponse().read() or b"{}").get("items", [])
+        connection.close()
+        return [item["name"] for item in items]
+
+    def end_outage(self) -> None:
+        self._down_until = 0.0
 
     def verdict(self) -> str:
         """What to do with the next request: `down` in an outage, else `forward`, `503` or `drop`
@@ -115,7 +123,6 @@ def _handler(proxy: FlakyProxy) -> type:
             response = upstream.getresponse()
             data = response.read()
             upstream.close()
-            proxy.forwarded(self.path)
             self.send_response(response.status, response.reason)
             for key, value in response.getheaders():
                 if key.lower() in HOP_HEADERS or key.lower() == "content-length":
