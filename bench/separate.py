@@ -330,7 +330,8 @@ def table(results: dict, params: dict, runs: dict, load: str) -> str:
         peer = runs["spleeter"]["audio"] / runs["spleeter"]["seconds"]
         peer_cpu = runs["spleeter"]["audio"] / runs["spleeter"]["cpu"]
         lines += ["", "| catalogue (`atsep separate`, 4 songs, start-up subtracted) | start-up s | x realtime | "
-                  "x realtime per CPU s | / Spleeter, wall (goal >= 2) | / Spleeter, CPU |", "|---|---|---|---|---|---|"]
+                  "x realtime per CPU s | / Spleeter, wall (goal >= 2) | / Spleeter, CPU |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {name} | {row['fixed']:.1f} | {row['realtime']:.1f} | {row['realtime_cpu']:.1f} | "
                   f"{row['realtime'] / peer:.2f} | {row['realtime_cpu'] / peer_cpu:.2f} |"
                   for name, row in runs["catalogue"].items()]
