@@ -81,8 +81,8 @@ def test_preprocess_graph_builds_for_dataflow(offline_gcp):
     result = launcher.launch("preprocess", [f"--input=gs://{BUCKET}/musdb", f"--output=gs://{BUCKET}/records",
                                             "--compression=gzip", *DATAFLOW])
     labels, environments = _graph(result)
-    for step in ("MatchFiles", "FindTracks", "Decode", "Validate", "Resample", "CutPatches", "EncodePatches",
-                 "WriteShards", "CombineStats", "WriteDeadLetters", "WriteDatasetJson"):
+    for step in ("ListFiles", "FindTracks", "Decode", "Validate", "Resample", "CutPatches", "EncodePatches",
+                 "WriteShards", "WriteDeadLetters", "WriteDatasetJson"):
         assert step in labels
     assert [env.urn for env in environments.values()] == ["beam:env:docker:v1"]
     assert IMAGE.encode() in next(iter(environments.values())).payload
