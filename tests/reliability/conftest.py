@@ -2,13 +2,11 @@
 loopback behind a flaky proxy."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import socket
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -36,10 +34,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@contextlib.contextmanager
-def bucket_behind_proxy(period: int, lifetime_s: float = 300.0) -> Iterator[tuple[str, FlakyProxy]]:
-    """gs://bucket on a real GCS emulator, reached only through a FlakyProxy failing every `period`-th
-    request (0: none); yields (bucket url, proxy)."""
+@pytest.fixture(scope="module")
+def flaky_bucket():
+    """gs://bucket on a real GCS emulator, reached only through a proxy that fails every 4th request
+    (503s and dropped connections in turn); yields (bucket url, proxy)."""
     from apache_beam.internal.gcp import auth
     from gcp_storage_emulator.server import create_server
 
@@ -47,7 +45,7 @@ def bucket_behind_proxy(period: int, lifetime_s: float = 300.0) -> Iterator[tupl
     logging.getLogger("gcp_storage_emulator").setLevel(logging.CRITICAL)
     server = create_server("127.0.0.1", port, in_memory=True, default_bucket="bucket")
     server.start()
-    with FlakyProxy(port, period=period, lifetime_s=lifetime_s) as proxy, pytest.MonkeyPatch.context() as patch:
+    with FlakyProxy(port, period=4) as proxy, pytest.MonkeyPatch.context() as patch:
         patch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
         for name, value in (("NO_GCE_CHECK", "true"), ("GCE_METADATA_HOST", "127.0.0.1:9"),
                             ("GCE_METADATA_IP", "127.0.0.1:9")):
@@ -57,13 +55,6 @@ def bucket_behind_proxy(period: int, lifetime_s: float = 300.0) -> Iterator[tupl
         patch.setattr(auth._Credentials, "_credentials", None)
         yield "gs://bucket", proxy
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def flaky_bucket():
-    """A bucket behind a proxy that fails every 4th request (503s and dropped connections in turn)."""
-    with bucket_behind_proxy(period=4) as bucket:
-        yield bucket
 
 
 ROWS: list[tuple[str, str, str, str, str]] = []  # (area, case, expected, observed, verdict)

@@ -68,9 +68,6 @@ class FlakyProxy:
         connection.close()
         return [item["name"] for item in items]
 
-    def end_outage(self) -> None:
-        self._down_until = 0.0
-
     def verdict(self) -> str:
         """What to do with the next request: `down` in an outage, else `forward`, `503` or `drop`
         (deterministic in its index)."""

@@ -4,7 +4,6 @@ one track name in two folders, an output folder inside the input folder, a read-
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 import time
@@ -16,7 +15,6 @@ import soundfile as sf
 
 from beam_jobs import run_summary, separate, storage
 from beam_jobs.options import EXIT_INPUTS_FAILED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, run_failed
-from tests.reliability.conftest import bucket_behind_proxy
 from tests.reliability.corpus import tone
 
 RATE = 22050
@@ -197,34 +195,6 @@ def test_object_storage_going_away_mid_run(flaky_bucket, model_dir, tmp_path, re
                 f"{len(dead)} dead; {proxy.outcomes['down']} requests refused during the outage")
     assert proxy.outcomes["down"] > 0, "the outage did not fall inside the run"
     assert status == EXIT_OK and len(manifest) == 4 and dead == []
-
-
-@pytest.mark.gcs
-@pytest.mark.skipif(not os.environ.get("RELIABILITY_SLOW"), reason="~6 min of retries: set RELIABILITY_SLOW=1")
-def test_object_storage_dying_mid_run_then_a_rerun(model_dir, tmp_path, capsys, record_case):
-    """The store refuses everything from the first track's record on, for good: the run gives up after the
-    clients' retries with exit 3 and one line saying why; once the store is back, the same command resumes."""
-    with bucket_behind_proxy(period=0, lifetime_s=1800) as (bucket, proxy):
-        songs = _songs(tmp_path / "songs", 4)
-        for path in sorted(songs.iterdir()):
-            storage.write_bytes_atomic(f"{bucket}/dying/{path.name}", path.read_bytes())
-        argv = [f"{bucket}/dying/*.wav", "-o", f"{bucket}/dying-out", "--model_dir", str(model_dir)]
-        threading.Thread(target=proxy.outage_when, args=(_a_track_done(proxy, "dying-out/"), 3600.0),
-                         daemon=True).start()
-        started = time.monotonic()
-        status = separate.main(argv)
-        seconds = time.monotonic() - started
-        said = capsys.readouterr().err.strip().splitlines()
-        proxy.end_outage()
-        rerun = separate.main(argv)
-        manifest, dead = _records(f"{bucket}/dying-out")
-        statuses = sorted(record["status"] for record in manifest)
-        record_case("storage faults", "object store gone for good after the first track, then back for a rerun",
-                    "exit 3 saying why; the rerun resumes",
-                    f"exit {status} after {seconds:.0f} s: {said[-2][-90:] if len(said) > 1 else said}; rerun exit "
-                    f"{rerun}: {statuses.count('skipped')} skipped, {statuses.count('ok')} separated, {len(dead)} dead")
-        assert status == EXIT_RUN_FAILED and "the run stopped before it completed" in said[-2]
-        assert rerun == EXIT_OK and len(manifest) == 4 and dead == [] and statuses.count("skipped") >= 1
 
 
 def test_a_run_that_stops_says_why_in_one_line(capsys):
