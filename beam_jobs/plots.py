@@ -83,10 +83,7 @@ class Summary:
         self.tail = np.zeros(0, dtype=np.float32)  # samples not yet in a spectrogram frame
 
     def add(self, block: np.ndarray) -> None:
-        if block.ndim == 2:  # a matrix product: several times faster than mean(axis=1) on [samples, 2]
-            mono = block.astype(np.float32, copy=False) @ np.full(block.shape[1], 1 / block.shape[1], np.float32)
-        else:
-            mono = block.astype(np.float32, copy=False)
+        mono = _mono(block)
         if not mono.shape[0]:
             return
         self.samples += mono.shape[0]
@@ -124,6 +121,19 @@ class Summary:
         self._add_frames(self.tail, final=True)
         power, counts = self.power.columns()
         return (10 * np.log10(np.maximum(power / counts[:, None], 1e-20))).T
+
+
+def _mono(block: np.ndarray) -> np.ndarray:
+    """The channels' mean as float32 [samples], added channel by channel: several times faster than
+    mean(axis=1) on [samples, 2], and no matrix product, whose BLAS threads spin on a core after each call."""
+    block = block.astype(np.float32, copy=False)
+    if block.ndim == 1:
+        return block
+    mono = block[:, 0].copy()
+    for channel in range(1, block.shape[1]):
+        mono += block[:, channel]
+    mono *= np.float32(1 / block.shape[1])
+    return mono
 
 
 def render_summaries(rows: dict[str, Summary], title: str, dpi: int = 72) -> bytes:
