@@ -1,9 +1,10 @@
 """Per-track overview plot: waveform envelope and spectrogram of the mix and of every stem, as PNG bytes.
 
 The plot is drawn from bounded `Summary` sketches fed block by block while a song streams through
-(a min/max envelope and a power spectrogram, both decimated to a few thousand columns), so a 60-minute
-song costs no more memory than a short one. Drawn with matplotlib's object API on the Agg canvas (no
-pyplot state, no display), safe in Beam workers. All rows share one amplitude range and one dB scale.
+(a min/max envelope and a power spectrogram, both decimated to between COLUMNS and 2 * COLUMNS columns,
+more than a row has pixels), so a 60-minute song costs no more memory than a short one. Drawn with
+matplotlib's object API on the Agg canvas (no pyplot state, no display), safe in Beam workers. All rows
+share one amplitude range and one dB scale.
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import numpy as np
 import scipy.fft
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullLocator
 
-COLUMNS = 1500  # columns kept per row: between COLUMNS and 2 * COLUMNS, enough for a screen
-FREQUENCY_ROWS = 256
+COLUMNS = 600  # columns kept per row: between COLUMNS and 2 * COLUMNS, more than a row has pixels
+FREQUENCY_ROWS = 128
 DYNAMIC_RANGE_DB = 80.0
+TICKS = 4  # at most this many intervals between labelled ticks on an axis
 
 
 class _Columns:
@@ -147,16 +150,23 @@ def render_summaries(rows: dict[str, Summary], title: str, dpi: int = 72) -> byt
     # fixed margins (in inches): constrained layout would cost a second per plot
     figure.subplots_adjust(left=0.07, right=0.99, wspace=0.15, hspace=0.12,
                            bottom=0.5 / height, top=1 - 0.4 / height)
-    axes = figure.subplots(len(rows), 2, squeeze=False, sharex="col")
+    axes = figure.subplots(len(rows), 2, squeeze=False)
+    seconds = max(summary.samples / summary.rate for summary in rows.values())
     for row, (name, summary) in enumerate(rows.items()):
         times, low, high = summary.envelope()
-        axes[row, 0].fill_between(times, low, high, linewidth=0.5)
+        # unsmoothed edges: at a few columns a pixel, antialiasing changes nothing a person sees
+        axes[row, 0].fill_between(times, low, high, linewidth=0, antialiased=False)
         axes[row, 0].set_ylim(-peak, peak)
         axes[row, 0].set_ylabel(name)
         axes[row, 1].imshow(specs[name], origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
                             extent=(0, summary.samples / summary.rate, 0, summary.rate / 2000),
                             vmin=top - DYNAMIC_RANGE_DB, vmax=top)
         axes[row, 1].set_ylabel("kHz")
+    for axis in axes.flat:  # ticks are most of the drawing's cost: a few on each axis, time only at the bottom
+        axis.set_xlim(0, seconds)
+        axis.yaxis.set_major_locator(MaxNLocator(TICKS))
+    for axis in axes[:-1].flat:
+        axis.xaxis.set_major_locator(NullLocator())
     axes[-1, 0].set_xlabel("seconds")
     axes[-1, 1].set_xlabel("seconds")
     figure.suptitle(title)
