@@ -103,8 +103,11 @@ class Summary:
             spectrum = scipy.fft.rfft(frames * self.hann, axis=1)
             power = spectrum.real ** 2 + spectrum.imag ** 2
             pool = max(1, (power.shape[1] - 1) // FREQUENCY_ROWS)
-            rows = (power.shape[1] - 1) // pool
-            self.power.add(power[:, : rows * pool].reshape(count, rows, pool).sum(axis=2) / pool)
+            end = (power.shape[1] - 1) // pool * pool
+            pooled = power[:, 0:end:pool].copy()  # bin by bin: a sum over a short last axis is 8x slower
+            for offset in range(1, pool):
+                pooled += power[:, offset:end:pool]
+            self.power.add(pooled / pool)
         self.tail = signal[count * self.hop:]
 
     @property
