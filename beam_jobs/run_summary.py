@@ -129,7 +129,7 @@ def read_summary(output: str) -> dict:
     return json.loads(storage.read_text(storage.join(output, SUMMARY_FILE)))
 
 
-def read_records(output: str, kind: str = MANIFEST) -> Iterator[dict[str, Any]]:
+def read_records(output: str, kind: str = MANIFEST, summary: dict | None = None) -> Iterator[dict[str, Any]]:
     """Every record of a finished run's manifest (kind `manifest`) or dead letter (`dead_letter`), shard by
-    shard, in the order the shards hold them."""
-    return jsonl_shards.read(output, read_summary(output)[kind + "_shards"])
+    shard, in the order the shards hold them; `summary`: the run's summary, when already read."""
+    return jsonl_shards.read(output, (summary or read_summary(output))[kind + "_shards"])

@@ -232,9 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except Exception as error:  # noqa: BLE001 - a failed run is reported in one line, not a traceback
         return run_failed("separate", error)
-    print(separate_report.report(known.output))
-    failed = run_summary.read_summary(storage.absolute(known.output))["failed"]
-    return EXIT_INPUTS_FAILED if failed else EXIT_OK
+    output = storage.absolute(known.output)
+    summary = run_summary.read_summary(output)
+    print(separate_report.report(output, summary))
+    return EXIT_INPUTS_FAILED if summary["failed"] else EXIT_OK
 
 
 if __name__ == "__main__":

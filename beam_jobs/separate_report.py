@@ -8,16 +8,15 @@ from beam_jobs import outputs, run_summary, storage
 from reports.separation import INDEX_FILE
 
 
-def report(output: str, limit: int = 20) -> str:
-    """The manifest and dead-letter shards are read only as far as `limit` lines each."""
-    output = storage.absolute(output)
-    summary = run_summary.read_summary(output)
+def report(output: str, summary: dict, limit: int = 20) -> str:
+    """`summary`: the run's, as read_summary gives it. The manifest and dead-letter shards are read only as
+    far as `limit` lines each."""
     lines = []
-    for record in itertools.islice(run_summary.read_records(output, run_summary.MANIFEST), limit):
+    for record in itertools.islice(run_summary.read_records(output, run_summary.MANIFEST, summary), limit):
         audio = [record["outputs"][stem] for stem in record["stems"]]
         lines.append(f"{record['track']} ({record['status']}): stems {', '.join(audio)}")
         lines.append(f"    plot {record['outputs'].get(outputs.PLOT, '-')}")
-    for record in itertools.islice(run_summary.read_records(output, run_summary.DEAD_LETTER), limit):
+    for record in itertools.islice(run_summary.read_records(output, run_summary.DEAD_LETTER, summary), limit):
         lines.append(f"failed: {record['input']}: {record['reason']}")
     hidden = (max(0, summary["separated"] + summary["skipped"] - limit) + max(0, summary["failed"] - limit))
     if hidden:

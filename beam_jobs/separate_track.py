@@ -156,9 +156,10 @@ class Overs:
         self.samples: dict[str, int] = {}
 
     def add(self, name: str, waveform: np.ndarray) -> None:
-        over = np.abs(waveform) > 1.0
+        magnitude = np.abs(waveform)
+        over = magnitude > 1.0
         if over.any():
-            self.peaks[name] = max(self.peaks.get(name, 0.0), float(np.abs(waveform).max()))
+            self.peaks[name] = max(self.peaks.get(name, 0.0), float(magnitude.max()))
             self.samples[name] = self.samples.get(name, 0) + int(over.sum())
 
     def describe(self) -> dict[str, dict]:
