@@ -1,11 +1,16 @@
-"""Streaming chunked overlap-add: audio goes in block by block, separated heads come out block by block.
+"""Streaming separation in the STFT domain: audio goes in block by block, separated heads come out.
 
-Segments of `segment` samples start every `stride` samples (0, stride, 2 * stride, ...; a whole number
-of STFT hops, so that away from its edges a segment's spectrogram is the whole song's), whatever the
-blocks, so the output does not depend on how the audio was cut into blocks; the last segment ends at
-the end of the audio and may be shorter. Overlapping segments are cross-faded with linear ramps and
-normalised by the summed weights. Only the audio of the segments not yet separated and the
-overlap-add tail are held, so memory does not grow with the song.
+The song's STFT is taken once, frame by frame as samples arrive (the frames of `dsp.stft` of the whole
+song: centred, n_fft // 2 zeros before the first sample and after the last). The network masks patches
+of `patch_frames` consecutive frames that start every `stride` frames; where patches overlap their masks
+are cross-faded with linear ramps and normalised by the summed weights, so every frame gets one mask
+and the masks change smoothly from patch to patch. Each head is the mix's frames times its mask, turned
+back into samples by one streaming overlap-add. So each frame is transformed, masked and inverted once
+(cutting the waveform into overlapping segments did all three again for every overlap, and cross-faded
+waveforms besides), and a patch's edge frames are the song's own frames, not frames of zero padding.
+
+The frames, masks and patches do not depend on how the audio was cut into blocks. Only the frames not
+yet final and the overlap-add's tail are held, so memory does not grow with the song.
 """
 from __future__ import annotations
 
@@ -13,104 +18,166 @@ from typing import Callable
 
 import numpy as np
 
-from model import dsp
+from model import dsp, filtering
 
-# chunks [samples, channels] -> per chunk {head: waveform of the chunk's shape}
-SeparateBatch = Callable[[list[np.ndarray]], list[dict[str, np.ndarray]]]
+# magnitude patches [patches, patch_frames, bins, channels] -> {head: masks of that shape}
+MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
-class OverlapAdd:
-    """Chunk, separate in batches and cross-fade a stream of [samples, channels] at one rate."""
+class SpectralStream:
+    """Separate a stream of [samples, channels] at one rate into heads of the same shape."""
 
-    def __init__(self, heads: tuple[str, ...], segment: int, overlap: float, batch_size: int,
-                 separate_batch: SeparateBatch, guard: int = 0, align: int = 1):
-        self.heads, self.segment, self.batch_size, self.guard = heads, segment, batch_size, guard
-        # strides in whole STFT hops: every segment's frames then fall on the whole song's frame grid
-        self.stride = max(align, (segment - int(segment * overlap)) // align * align)
-        self.fade = max(0, segment - self.stride)
-        self.separate_batch = separate_batch
-        self.buffer: np.ndarray | None = None  # audio from `self.next_start` on
-        self.next_start = 0  # where the next segment starts
-        self.covered = 0  # where the last cut segment ends
-        self.pending: list[tuple[int, np.ndarray, bool]] = []  # (start, audio, cut at the end)
-        self.emitted = 0  # output samples handed out; the sums below start there
-        self.sums: dict[str, np.ndarray] = {}
-        self.weights = np.zeros((0, 1), dtype=np.float32)
+    def __init__(self, heads: tuple[str, ...], n_fft: int, hop: int, patch_frames: int, overlap: float,
+                 batch_size: int, model_bins: int, scale: float, mask_fn: MaskFn, wiener_iterations: int = 0):
+        self.heads, self.n_fft, self.hop = heads, n_fft, hop
+        self.patch, self.batch_size, self.model_bins, self.scale = patch_frames, batch_size, model_bins, scale
+        self.mask_fn, self.wiener_iterations = mask_fn, wiener_iterations
+        self.stride = max(1, patch_frames - int(patch_frames * overlap))
+        self.fade = patch_frames - self.stride
+        self.samples = 0  # input samples pushed
+        # samples of the centred, padded signal from frame `frame_count`'s start on
+        self.signal: np.ndarray | None = None
+        self.frame_count = 0  # frames taken so far
+        self.spec: np.ndarray | None = None  # complex [channels, frames, bins] from frame `first_frame` on
+        self.new_spectra: list[np.ndarray] = []  # frames taken since, joined to `spec` once per batch
+        self.first_frame = 0  # the first frame not yet final
+        self.next_patch = 0  # the first frame of the next patch to mask
+        self.pending: list[int] = []  # first frames of patches waiting for the network
+        self.mask_sums: dict[str, np.ndarray] = {}  # [frames, model_bins, channels] from `first_frame` on
+        self.mask_weights = np.zeros(0, dtype=np.float32)
+        self.tail: np.ndarray | None = None  # overlap-add [heads * channels, samples] from first_frame's start
+        self.tail_window = np.zeros(0, dtype=np.float32)  # the summed squared window over the same samples
+        self.emitted = 0  # padded-signal samples handed out or dropped (the leading n_fft // 2 zeros)
 
     def push(self, audio: np.ndarray) -> dict[str, np.ndarray]:
-        """Add samples; return the heads for every sample that no later segment will touch."""
-        self.buffer = audio if self.buffer is None else np.concatenate([self.buffer, audio])
+        """Add samples; return the heads for every sample that no later frame will touch."""
+        if self.signal is None:
+            self.signal = np.zeros((audio.shape[1], self.n_fft // 2), dtype=np.float32)
+        # a batch's worth of samples at a time, so a whole song in one block holds no more than a block does
+        piece = self.batch_size * self.stride * self.hop
         parts = []
-        while self.buffer.shape[0] >= self.segment:
-            self._cut(self.segment)
-            if len(self.pending) >= self.batch_size:
-                self._separate_pending()
-                # hand out what is final after every batch, so the sums stay a few segments long even
-                # when a whole song comes in one block (growing them to its length is quadratic)
-                parts.append(self._emit(self.next_start))
-        # samples from the first segment still waiting for the network on are not final yet
-        parts.append(self._emit(self.pending[0][0] if self.pending else self.next_start))
-        return _joined(parts)
+        for first in range(0, audio.shape[0], piece):
+            samples = audio[first:first + piece]
+            self.samples += samples.shape[0]
+            self.signal = np.concatenate([self.signal, samples.T.astype(np.float32, copy=False)], axis=1)
+            self._take_frames()
+            while self.next_patch + self.patch <= self.frame_count:
+                self.pending.append(self.next_patch)
+                self.next_patch += self.stride
+                if len(self.pending) == self.batch_size:
+                    parts.append(self._mask_pending(last=False))
+        return _joined(parts, self.heads)
 
     def finish(self) -> dict[str, np.ndarray]:
-        """The end of the stream: separate what is left and return the rest of the heads."""
-        end = self.next_start + (0 if self.buffer is None else self.buffer.shape[0])
-        while self.covered < end:
-            self._cut(min(self.segment, self.buffer.shape[0]), last=True)
-        self._separate_pending()
-        return self._emit(end)
+        """The end of the stream: the last frames, masked by the patches still needed; the rest of the heads."""
+        if self.signal is None:
+            raise ValueError("no audio to separate")
+        total = 1 + self.samples // self.hop  # dsp.stft's frame count
+        needed = (total - self.frame_count - 1) * self.hop + self.n_fft
+        self.signal = np.pad(self.signal, ((0, 0), (0, max(0, needed - self.signal.shape[1]))))
+        self._take_frames(total)
+        # patches until one reaches the last frame; the last one may be short (the network sees zeros after it)
+        while (self.next_patch - self.stride + self.patch if self.next_patch else 0) < total:
+            self.pending.append(self.next_patch)
+            self.next_patch += self.stride
+        parts = [self._mask_pending(last=True)] if self.pending else []
+        parts.append(self._final_samples(total, end_of_song=True))
+        return _joined(parts, self.heads)
 
-    def _cut(self, length: int, last: bool = False) -> None:
-        self.pending.append((self.next_start, self.buffer[:length].copy(), last))
-        self.covered = self.next_start + length
-        step = min(self.stride, self.buffer.shape[0])
-        self.buffer = self.buffer[step:]
-        self.next_start += step
+    def _take_frames(self, limit: int | None = None) -> None:
+        """Every frame whose samples have all arrived (up to `limit` frames in all)."""
+        count = 0 if self.signal.shape[1] < self.n_fft else 1 + (self.signal.shape[1] - self.n_fft) // self.hop
+        if limit is not None:
+            count = min(count, limit - self.frame_count)
+        if count:
+            signal = self.signal[:, : (count - 1) * self.hop + self.n_fft]
+            self.new_spectra.append(dsp.frame_spectra(signal, self.n_fft, self.hop))
+            self.signal = self.signal[:, count * self.hop:]
+            self.frame_count += count
 
-    def _separate_pending(self) -> None:
+    def _frames(self) -> np.ndarray:
+        """Every frame from `first_frame` on, in one array (joined once per batch, not once per block)."""
+        if self.spec is None or self.new_spectra:
+            self.spec = np.concatenate(([] if self.spec is None else [self.spec]) + self.new_spectra, axis=1)
+            self.new_spectra = []
+        return self.spec
+
+    def _mask_pending(self, last: bool) -> dict[str, np.ndarray]:
+        """Mask the pending patches (in batches), cross-fade their masks in, and turn every frame no later
+        patch touches into samples."""
+        available, spec = self.frame_count, self._frames()
         for first in range(0, len(self.pending), self.batch_size):
-            batch = self.pending[first:first + self.batch_size]
-            separated = self.separate_batch([chunk for _, chunk, _ in batch])
-            # the sums grow once per batch, not once per segment (each growth copies them)
-            self._grow(max(start + chunk.shape[0] for start, chunk, _ in batch), separated[0])
-            for (start, chunk, last), stems in zip(batch, separated):
-                self._add(start, chunk.shape[0], stems, fade_out=not last)
+            starts = self.pending[first:first + self.batch_size]
+            magnitude = np.zeros((len(starts), self.patch, self.model_bins, spec.shape[0]), np.float32)
+            for row, start in enumerate(starts):
+                frames = spec[:, start - self.first_frame: min(start + self.patch, available) - self.first_frame,
+                                   : self.model_bins]
+                magnitude[row, : frames.shape[1]] = np.transpose(np.abs(frames), (1, 2, 0))
+            masks = self.mask_fn(magnitude * np.float32(self.scale) if self.scale != 1 else magnitude)
+            for row, start in enumerate(starts):
+                length = min(start + self.patch, available) - start
+                final_patch = last and start == self.pending[-1]
+                self._add_masks(start, length, {head: masks[head][row, :length] for head in self.heads},
+                                fade_out=not final_patch)
         self.pending = []
+        return {} if last else self._final_samples(self.next_patch)
 
-    def _grow(self, upto: int, stems: dict[str, np.ndarray]) -> None:
-        """Zero-extend the sums and weights to cover the output up to sample `upto`."""
-        end = upto - self.emitted
-        if end <= self.weights.shape[0]:
-            return
-        grow = end - self.weights.shape[0]
-        self.weights = np.pad(self.weights, ((0, grow), (0, 0)))
+    def _add_masks(self, start: int, length: int, masks: dict[str, np.ndarray], fade_out: bool) -> None:
+        # a patch masked before the end is known fades out (where it turns out to reach the end alone, its
+        # weights divide out exactly); the last patch does not, it has the last word there
+        weight = dsp.crossfade_weight(length, self.fade, fade_in=start > 0, fade_out=fade_out)
+        end = start + length - self.first_frame
+        grow = end - self.mask_weights.shape[0]
+        if grow > 0:
+            self.mask_weights = np.pad(self.mask_weights, (0, grow))
+            for head in self.heads:
+                self.mask_sums[head] = np.pad(self.mask_sums[head], ((0, grow), (0, 0), (0, 0))) \
+                    if head in self.mask_sums else np.zeros((end, *masks[head].shape[1:]), np.float32)
+        where = slice(start - self.first_frame, end)
         for head in self.heads:
-            self.sums[head] = np.pad(self.sums[head], ((0, grow), (0, 0))) if head in self.sums \
-                else np.zeros((end, stems[head].shape[1]), dtype=np.float32)
+            self.mask_sums[head][where] += masks[head] * weight[:, None, None]
+        self.mask_weights[where] += weight
 
-    def _add(self, start: int, length: int, stems: dict[str, np.ndarray], fade_out: bool) -> None:
-        end = start - self.emitted + length
-        # a segment cut before the end is known fades out (where it turns out to cover the end alone, its
-        # weights divide out exactly); the segment cut at the end does not, it has the last word there
-        weight = dsp.crossfade_weight(length, self.fade, fade_in=start > 0, fade_out=fade_out,
-                                      guard=self.guard)[:, None]
-        where = slice(start - self.emitted, end)
-        for head in self.heads:
-            self.sums[head][where] += stems[head] * weight
-        self.weights[where] += weight
-
-    def _emit(self, upto: int) -> dict[str, np.ndarray]:
-        count = min(upto - self.emitted, self.weights.shape[0])
-        if count <= 0 or not self.sums:
+    def _final_samples(self, upto: int, end_of_song: bool = False) -> dict[str, np.ndarray]:
+        """Mask frames first_frame..upto - 1 (final: no later patch touches them), overlap-add them and
+        hand out the samples no later frame touches."""
+        count = upto - self.first_frame
+        if count <= 0:
             return {}
-        out = {head: self.sums[head][:count] / self.weights[:count] for head in self.heads}
-        self.sums = {head: waveform[count:] for head, waveform in self.sums.items()}
-        self.weights = self.weights[count:]
-        self.emitted += count
-        return out
+        spec = self._frames()[:, :count]
+        channels, heads = spec.shape[0], len(self.heads)
+        weights = self.mask_weights[:count, None, None]
+        masks = {head: self.mask_sums[head][:count] / weights for head in self.heads}
+        # every head masked straight into one stacked array, channels first, for one inverse transform
+        stacked = np.empty((heads, channels, count, spec.shape[2]), dtype=np.complex64)
+        filtering.masked_specs(np.transpose(spec, (1, 2, 0)), masks, self.wiener_iterations,
+                               out={head: np.transpose(stacked[row], (1, 2, 0)) for row, head in enumerate(self.heads)})
+        added = dsp.overlap_add(stacked.reshape(heads * channels, count, -1), self.n_fft, self.hop)
+        window = dsp.window_sumsquare(self.n_fft, self.hop, count)
+        if self.tail is not None:  # the earlier frames' overlap reaches into these frames' first samples
+            added[:, : self.tail.shape[1]] += self.tail
+            window = window.copy()
+            window[: self.tail_window.shape[0]] += self.tail_window
+        done = added.shape[1] if end_of_song else count * self.hop
+        self.tail, self.tail_window = added[:, done:], window[done:]
+        self.spec = self.spec[:, count:]
+        self.mask_sums = {head: sums[count:] for head, sums in self.mask_sums.items()}
+        self.mask_weights = self.mask_weights[count:]
+        self.first_frame = upto
+        out = added[:, :done] / dsp.divisor(window[:done])
+        # drop the leading padding; at the end, keep exactly as many samples as came in
+        start = max(0, self.n_fft // 2 - self.emitted)
+        stop = done if not end_of_song else start + self.samples - max(0, self.emitted - self.n_fft // 2)
+        self.emitted += done
+        out = out[:, start:stop]
+        out = out.reshape(heads, channels, -1)
+        return {head: out[row].T for row, head in enumerate(self.heads)}  # [samples, channels] views
 
 
-def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Consecutive `_emit` results, head by head, as one."""
-    heads = {head for part in parts for head in part}
-    return {head: np.concatenate([part[head] for part in parts if head in part]) for head in heads}
+def _joined(parts: list[dict[str, np.ndarray]], heads: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Consecutive results, head by head, as one."""
+    parts = [part for part in parts if part]
+    if not parts:
+        return {}
+    return {head: np.concatenate([part[head] for part in parts]) if len(parts) > 1 else parts[0][head]
+            for head in heads}

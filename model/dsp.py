@@ -1,4 +1,4 @@
-"""Pure DSP: STFT, resampling, mask extension and the cross-fade of chunked overlap-add.
+"""Pure DSP: STFT, resampling, mask extension and the cross-fade of overlapping patches.
 
 Waveforms are [samples, channels]; spectrograms are [frames, bins, channels].
 """
@@ -22,32 +22,45 @@ def stft(waveform: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     padded = np.zeros((waveform.shape[1], (frames - 1) * hop + n_fft), dtype=np.float32)
     kept = min(waveform.shape[0], padded.shape[1] - n_fft // 2)
     padded[:, n_fft // 2: n_fft // 2 + kept] = waveform[:kept].T
-    framed = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[:, ::hop]
-    spec = scipy.fft.rfft(framed * _hann(n_fft), axis=-1)  # [channels, frames, bins]
-    return np.transpose(spec, (1, 2, 0)).astype(np.complex64, copy=False)
+    return np.transpose(frame_spectra(padded, n_fft, hop), (1, 2, 0))
+
+
+def frame_spectra(signal: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """The Hann-windowed spectra of every whole frame of signal [channels, samples] that starts at a
+    multiple of hop: complex64 [channels, frames, n_fft // 2 + 1], C-ordered."""
+    framed = np.lib.stride_tricks.sliding_window_view(signal, n_fft, axis=1)[:, ::hop]
+    return scipy.fft.rfft(framed * _hann(n_fft), axis=-1).astype(np.complex64, copy=False)
 
 
 def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
     """Inverse of `stft`: complex [frames, bins, channels] -> float32 [length, channels].
 
     librosa.istft's result (windowed overlap-add divided by the summed squared window, centre trimmed,
-    cut or zero-padded to `length`), the windowing folded into an overlap-add of n_fft / hop slabs
-    instead of one addition per frame. Fastest when `spec` is a transposed view of a C-ordered
+    cut or zero-padded to `length`). Fastest when `spec` is a transposed view of a C-ordered
     [channels, frames, bins] array, as `stft` returns."""
     frames, channels = spec.shape[0], spec.shape[2]
+    total = overlap_add(np.transpose(spec, (2, 0, 1)), n_fft, hop)[:, n_fft // 2: n_fft // 2 + length]
+    total /= divisor(window_sumsquare(n_fft, hop, frames)[n_fft // 2: n_fft // 2 + total.shape[1]])
+    out = np.zeros((length, channels), dtype=np.float32)
+    out[: total.shape[1]] = total.T
+    return out
+
+
+def overlap_add(spectra: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Windowed overlap-add of the inverse transforms of spectra [channels, frames, bins] (frames `hop`
+    apart, the first starting at 0) -> float32 [channels, (frames - 1) * hop + n_fft], not yet divided
+    by the summed squared window. The windowing is folded into n_fft / hop slab additions instead of one
+    addition per frame (librosa's way, 2.3x slower in all)."""
+    channels, frames = spectra.shape[:2]
     blocks = -(-n_fft // hop)  # hop-long pieces of a frame (the last one may be short)
-    signal = scipy.fft.irfft(np.transpose(spec, (2, 0, 1)), n=n_fft, axis=-1)  # [channels, frames, n_fft]
+    signal = scipy.fft.irfft(spectra, n=n_fft, axis=-1)  # [channels, frames, n_fft]
     window = _hann(n_fft)
     total = np.zeros((channels, frames + blocks - 1, hop), dtype=np.float32)
     for block in range(blocks):
         piece = slice(block * hop, min(n_fft, (block + 1) * hop))
         width = piece.stop - piece.start
         total[:, block: block + frames, :width] += signal[:, :, piece] * window[piece]
-    total = total.reshape(channels, -1)[:, n_fft // 2: n_fft // 2 + length]
-    total /= _window_sumsquare(n_fft, hop, frames)[n_fft // 2: n_fft // 2 + total.shape[1]]
-    out = np.zeros((length, channels), dtype=np.float32)
-    out[: total.shape[1]] = total.T
-    return out
+    return total.reshape(channels, -1)[:, : (frames - 1) * hop + n_fft]
 
 
 def mask_spec(spec: np.ndarray, mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -73,20 +86,26 @@ def _hann(n_fft: int) -> np.ndarray:
     return window
 
 
-@functools.lru_cache(maxsize=16)
-def _window_sumsquare(n_fft: int, hop: int, frames: int) -> np.ndarray:
-    """The squared window summed over `frames` frames, with librosa's rule: where it is tiny (only at the
-    edges when hop <= n_fft / 2), 1, so those samples are left as they are."""
+@functools.lru_cache(maxsize=64)  # a stream asks for a handful of frame counts
+def window_sumsquare(n_fft: int, hop: int, frames: int) -> np.ndarray:
+    """The squared window of `frames` frames `hop` apart, overlap-added: [(frames - 1) * hop + n_fft].
+    Where it is tiny (only at the edges when hop <= n_fft / 2), dividing by it would blow up: divide
+    by `divisor` of it."""
     blocks = -(-n_fft // hop)
     square = np.zeros(blocks * hop, dtype=np.float32)
     square[:n_fft] = _hann(n_fft) ** 2
     total = np.zeros((frames + blocks - 1, hop), dtype=np.float32)
     for block in range(blocks):
         total[block: block + frames] += square[block * hop: (block + 1) * hop]
-    total = total.reshape(-1)
-    total[total <= np.finfo(np.float32).tiny] = 1.0
+    total = total.reshape(-1)[: (frames - 1) * hop + n_fft]
     total.flags.writeable = False
     return total
+
+
+def divisor(window_sum: np.ndarray) -> np.ndarray:
+    """librosa's rule for the ISTFT's division: where the summed squared window is tiny, 1, so those
+    samples are left as they are."""
+    return np.where(window_sum > np.finfo(np.float32).tiny, window_sum, np.float32(1.0))
 
 
 def resample(waveform: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -129,21 +148,14 @@ def chunk_starts(length: int, segment: int, overlap: float) -> list[int]:
     return starts
 
 
-@functools.lru_cache(maxsize=16)  # a song's segments share a handful of shapes
-def crossfade_weight(segment: int, fade: int, fade_in: bool, fade_out: bool, guard: int = 0) -> np.ndarray:
-    """Per-sample weight of a segment in the overlap-add: linear ramps over `fade` samples, never zero,
-    so dividing by the summed weights is exact everywhere.
-
-    The first `guard` samples of a ramp keep a weight of 1e-3: there a segment's STFT frames reach past
-    its edge into zero padding, and the neighbouring segment, which holds that audio whole, should speak.
-    """
+@functools.lru_cache(maxsize=16)  # a song's patches share a handful of lengths
+def crossfade_weight(segment: int, fade: int, fade_in: bool, fade_out: bool) -> np.ndarray:
+    """Per-step weight of a segment (of samples or of STFT frames) in a cross-faded overlap-add: linear
+    ramps over `fade` steps, never zero, so dividing by the summed weights is exact everywhere."""
     weight = np.ones(segment, dtype=np.float32)
     fade = min(fade, segment // 2)
-    guard = min(guard, fade // 2)
     if fade > 0:
-        floor = 1e-3 if guard else 0.0
-        rising = np.arange(1, fade - guard + 1, dtype=np.float32) / (fade - guard + 1)
-        ramp = np.concatenate([np.full(guard, floor, dtype=np.float32), floor + (1 - floor) * rising])
+        ramp = np.arange(1, fade + 1, dtype=np.float32) / (fade + 1)
         if fade_in:
             weight[:fade] = ramp
         if fade_out:

@@ -1,10 +1,11 @@
-"""Chunked, streaming separation of whole songs with an exported mask model.
+"""Streaming separation of whole songs with an exported mask model.
 
-The network only ever sees fixed-size magnitude patches; here the song is cut into overlapping time
-segments (model.chunking), masks are computed in batches, extended to the full band of the input's
-STFT, applied, inverted and cross-faded back together. Audio streams through in blocks, so memory is
-bounded whatever the song's length, and the result does not depend on the block size. The residual
-is the mixture minus the heads at the input's rate, so the stems always add up to the mixture.
+The network only ever sees fixed-size magnitude patches; here the song's STFT is taken frame by frame
+as it streams in, cut into overlapping patches of frames (model.chunking), masked in batches, the
+patches' masks cross-faded, extended to the full band of the input's STFT, applied and inverted once.
+Audio streams through in blocks, so memory is bounded whatever the song's length, and the result does
+not depend on the block size. The residual is the mixture minus the heads at the input's rate, so the
+stems always add up to the mixture.
 """
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import soxr
 
-from model import dsp, filtering
+from model import dsp
 from model.batching import CoalescingMaskFn
-from model.chunking import OverlapAdd
-from model.config import RESIDUAL, Config, StftConfig
+from model.chunking import SpectralStream
+from model.config import RESIDUAL, Config
 from model.model_dir import EXPORT_DIR, check_graph, check_model_dir
 
 MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -110,38 +111,10 @@ class Separator:
         return [[min(first + offset, channels - 1) for offset in range(width)]
                 for first in range(0, channels, width)]
 
-    def separate_batch(self, chunks: list[np.ndarray], stft: StftConfig, factor: int
-                       ) -> list[dict[str, np.ndarray]]:
-        """Mask a batch of chunks in one network call. Every chunk is zero-padded to a whole patch, so
-        a chunk's masks do not depend on the other chunks in its batch."""
-        specs = [dsp.stft(chunk, stft.n_fft, stft.hop) for chunk in chunks]
-        frames, bins = self.config.network.patch_frames, self.config.stft.bins
-        magnitude = np.zeros((len(specs), frames, bins, specs[0].shape[2]), dtype=np.float32)
-        for index, spec in enumerate(specs):
-            magnitude[index, : spec.shape[0]] = np.abs(spec[:, :bins]) / factor
-        masks = self.mask_fn(magnitude)
-        heads, wiener = self.config.network.heads, self.config.separator.wiener_iterations
-        results: list[dict[str, np.ndarray]] = [{} for _ in chunks]
-        for length in sorted({chunk.shape[0] for chunk in chunks}):  # all of a batch's but a song's last
-            # every head of every chunk of this length masked straight into one stacked spec, channels
-            # first in memory, so one ISTFT runs over one large array and nothing is copied to get there
-            group = [index for index, chunk in enumerate(chunks) if chunk.shape[0] == length]
-            spec_shape, channels = specs[group[0]].shape[:2], specs[group[0]].shape[2]
-            stacked = np.empty((len(group) * len(heads) * channels, *spec_shape), dtype=np.complex64)
-            parts = np.transpose(stacked, (1, 2, 0)).reshape(*spec_shape, len(group), len(heads), channels)
-            for slot, index in enumerate(group):
-                filtering.masked_specs(specs[index], {head: masks[head][index, : spec_shape[0]] for head in heads},
-                                       wiener, out={head: parts[:, :, slot, row] for row, head in enumerate(heads)})
-            waveforms = dsp.istft(np.transpose(stacked, (1, 2, 0)), stft.n_fft, stft.hop, length)
-            waveforms = waveforms.reshape(length, len(group), len(heads), channels)
-            for slot, index in enumerate(group):
-                results[index] = {head: waveforms[:, slot, row] for row, head in enumerate(heads)}
-        return results
-
 
 class _GroupStream:
-    """One group of `audio.channels` input channels: resample to the processing rate, chunk, separate,
-    resample back. Streaming soxr resamplers give the same samples as resampling the whole song."""
+    """One group of `audio.channels` input channels: resample to the processing rate, separate, resample
+    back. Streaming soxr resamplers give the same samples as resampling the whole song."""
 
     def __init__(self, separator: Separator, picked: list[int], sample_rate: int):
         config = separator.config
@@ -151,19 +124,18 @@ class _GroupStream:
         stft = config.stft.scaled(factor)
         self.down = _Resampler(sample_rate, rate, self.width)
         self.up = {head: _Resampler(rate, sample_rate, self.width) for head in config.network.heads}
-        self.chunks = OverlapAdd(config.network.heads, (config.network.patch_frames - 1) * stft.hop,
-                                 config.separator.overlap, config.separator.batch_size,
-                                 lambda chunks: separator.separate_batch(chunks, stft, factor),
-                                 guard=stft.n_fft // 2, align=stft.hop)
+        self.spectral = SpectralStream(config.network.heads, stft.n_fft, stft.hop, config.network.patch_frames,
+                                     config.separator.overlap, config.separator.batch_size, config.stft.bins,
+                                     1 / factor, separator.mask_fn, config.separator.wiener_iterations)
 
     def push(self, block: np.ndarray) -> dict[str, np.ndarray]:
-        heads = self.chunks.push(self.down(block[:, self.picked]))
+        heads = self.spectral.push(self.down(block[:, self.picked]))
         empty = np.zeros((0, self.width), np.float32)
         return {head: resample(heads.get(head, empty)) for head, resample in self.up.items()}
 
     def finish(self) -> dict[str, np.ndarray]:
-        tail = self.chunks.push(self.down(np.zeros((0, self.width), np.float32), last=True))
-        rest = self.chunks.finish()
+        tail = self.spectral.push(self.down(np.zeros((0, self.width), np.float32), last=True))
+        rest = self.spectral.finish()
         out = {}
         for head, resample in self.up.items():
             parts = [part[head] for part in (tail, rest) if head in part]
@@ -180,8 +152,9 @@ class _Resampler:
             rate_in, rate_out, channels, dtype="float32", quality="HQ")
 
     def __call__(self, waveform: np.ndarray, last: bool = False) -> np.ndarray:
-        waveform = np.ascontiguousarray(waveform, dtype=np.float32)
-        return waveform if self.stream is None else self.stream.resample_chunk(waveform, last=last)
+        if self.stream is None:
+            return waveform
+        return self.stream.resample_chunk(np.ascontiguousarray(waveform, dtype=np.float32), last=last)
 
 
 class _Aligner:

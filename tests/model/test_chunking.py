@@ -1,22 +1,23 @@
-"""model.chunking: the overlap-add's buffers stay short however the audio arrives."""
+"""model.chunking: the stream's buffers stay short however the audio arrives."""
 from __future__ import annotations
 
 import numpy as np
 
-from model.chunking import OverlapAdd
+from model.chunking import SpectralStream
 
 
-def test_a_whole_song_in_one_block_keeps_the_sums_a_few_segments_long():
-    segment, batch = 1024, 4
+def test_a_whole_song_in_one_block_keeps_the_buffers_a_few_patches_long():
+    patch, batch, hop = 32, 4, 256
     held = []
 
-    def identity(chunks: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        held.append(overlap.weights.shape[0])  # what the sums hold when the next batch arrives
-        return [{"vocals": chunk} for chunk in chunks]
+    def pass_through(magnitude: np.ndarray) -> dict[str, np.ndarray]:
+        held.append((stream.spec.shape[1], stream.mask_weights.shape[0]))  # frames held when a batch arrives
+        return {"vocals": np.ones_like(magnitude)}
 
-    overlap = OverlapAdd(("vocals",), segment, 0.25, batch, identity, align=256)
-    song = np.random.default_rng(0).standard_normal((200 * segment, 2)).astype(np.float32)
-    out = overlap.push(song)["vocals"]
-    out = np.concatenate([out, overlap.finish()["vocals"]])
-    np.testing.assert_allclose(out, song, atol=1e-6)  # cross-faded back exactly
-    assert len(held) > 50 and max(held) <= 2 * segment  # not the whole song's length
+    stream = SpectralStream(("vocals",), 1024, hop, patch, 0.25, batch, 512, 1.0, pass_through)
+    song = np.random.default_rng(0).standard_normal((400 * patch * hop, 2)).astype(np.float32)
+    out = stream.push(song)["vocals"]
+    out = np.concatenate([out, stream.finish()["vocals"]])
+    np.testing.assert_allclose(out, song, atol=1e-5)  # a mask of ones gives the song back
+    assert len(held) > 50
+    assert max(max(frames, masks) for frames, masks in held) <= 2 * batch * patch  # not the song's length
