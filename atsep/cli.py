@@ -40,7 +40,6 @@ def usage() -> str:
 def quiet_libraries() -> None:
     """Our progress at INFO; Beam's worker chatter and TensorFlow's start-up notices only when they matter."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module=r"(librosa|keras|tensorflow|apache_beam|google|audioread|museval)")

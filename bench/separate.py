@@ -1,6 +1,6 @@
 """Benchmark of the catalogue separator, side by side in one run (a benchmark, not a test).
 
-    PYTHONPATH=. .venv/bin/python bench/separate.py [--minutes 1 10 60] [--repeat 2] [--onednn]
+    PYTHONPATH=. .venv/bin/python bench/separate.py [--minutes 1 10 60] [--repeat 2] [--onednn-off]
 
 On a synthetic 3-minute stereo 44.1 kHz song (atsep.synth), each timed end to end through the same
 per-track function the Beam job runs (decode -> separate -> encode wav stems -> plot -> track.json),
@@ -14,7 +14,7 @@ Then, each in fresh processes, side by side in the same run:
   catalogue  `atsep separate` over four such songs, less a one-second song's run (the fixed start-up):
              audio seconds per second, against (d) Spleeter 2.4.2's own code on the same song
              (bench/spleeter_peer.py in its own venv, .venv-spleeter, made here when missing);
-             with --onednn, the catalogue again with TF_ENABLE_ONEDNN_OPTS=1;
+             with --onednn-off, the catalogue again with TF_ENABLE_ONEDNN_OPTS=0 (on is the default);
   first song the first, second and third track separated after loading the model, no warm-up;
   one song   `atsep separate` of the bundled 10.9 s example, against `import tensorflow` alone;
   memory     the peak RSS of separating 1-, 10- and 60-minute songs.
@@ -38,7 +38,9 @@ REPO = Path(__file__).resolve().parent.parent
 RATE = 44100
 SONG_SECONDS = 180
 CATALOGUE_SONGS = 4
-ENV = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+# TensorFlow's own default (oneDNN on), as the product runs separation
+ENV = {**{name: value for name, value in os.environ.items() if name != "TF_ENABLE_ONEDNN_OPTS"},
+       "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
 SPLEETER_VENV = REPO / ".venv-spleeter"
 # what pip resolves for spleeter 2.4.2 on Python 3.11, pinned so the peer stays the same
 SPLEETER_PINS = ("spleeter==2.4.2", "tensorflow==2.12.1", "numpy==1.23.5", "jax==0.4.13")
@@ -150,22 +152,22 @@ def write_song(path: Path, seconds: float, synth: bool, seed: int = 0) -> None:
 
 
 def fft_seconds(separator, song: Path) -> float:
-    """CPU seconds of the FFTs alone that separating the song takes: scipy.fft's rfft and irfft on the
-    same number of frames, every STFT and ISTFT of the separator's chunks, with nothing around them."""
+    """CPU seconds of the FFTs alone that separating the song takes: scipy.fft's rfft and irfft of as many
+    frames as the separator transforms (every STFT frame of the song once forward per channel, once back
+    per head and channel), in blocks of a patch's frames, with nothing around them."""
     import scipy.fft
 
     from model import dsp
 
     config = separator.config
     stft = config.stft.scaled(dsp.processing_factor(RATE, config.audio.sample_rate))
-    chunks = len(dsp.chunk_starts(sf.info(str(song)).frames, (config.network.patch_frames - 1) * stft.hop,
-                                  config.separator.overlap))
-    frames = np.random.default_rng(0).standard_normal((config.network.patch_frames, stft.n_fft), np.float32)
-    spec = scipy.fft.rfft(frames, axis=-1)
+    frames = 1 + sf.info(str(song)).frames // stft.hop
+    block = np.random.default_rng(0).standard_normal((config.network.patch_frames, stft.n_fft), np.float32)
+    spec = scipy.fft.rfft(block, axis=-1)
     heads = len(config.network.heads)
     start = time.process_time()
-    for _ in range(chunks * config.audio.channels):
-        scipy.fft.rfft(frames, axis=-1)
+    for _ in range(-(-frames // config.network.patch_frames) * config.audio.channels):
+        scipy.fft.rfft(block, axis=-1)
         for _ in range(heads):
             scipy.fft.irfft(spec, n=stft.n_fft, axis=-1)
     return time.process_time() - start
@@ -203,9 +205,9 @@ def atsep_separate(songs: Path, out: Path, env: dict | None = None) -> dict:
     return timed_run([sys.executable, "-m", "atsep", "separate", str(songs), "-o", str(out)], env)
 
 
-def catalogue(folder: Path, onednn: bool) -> dict:
+def catalogue(folder: Path, onednn_off: bool) -> dict:
     """Audio seconds per second of `atsep separate` over four 3-minute songs, the fixed start-up (a run
-    on one one-second song) subtracted; with `onednn`, also with TensorFlow's oneDNN kernels on."""
+    on one one-second song) subtracted; with `onednn_off`, also with TensorFlow's oneDNN kernels off."""
     songs, tiny = folder / "catalogue", folder / "tiny"
     songs.mkdir()
     tiny.mkdir()
@@ -214,7 +216,7 @@ def catalogue(folder: Path, onednn: bool) -> dict:
     write_song(tiny / "tiny.wav", 1, synth=True)
     audio = CATALOGUE_SONGS * SONG_SECONDS
     results = {}
-    for name, value in [("oneDNN off", "0")] + ([("oneDNN on", "1")] if onednn else []):
+    for name, value in [("oneDNN on", "1")] + ([("oneDNN off", "0")] if onednn_off else []):
         env = {**ENV, "TF_ENABLE_ONEDNN_OPTS": value}
         fixed = atsep_separate(tiny, folder / f"tiny-{value}", env)
         whole = atsep_separate(songs, folder / f"catalogue-{value}", env)
@@ -237,9 +239,8 @@ def spleeter_python() -> Path:
 
 def spleeter(song: Path, repeat: int) -> dict:
     """(d): Spleeter 2.4.2's 2stems graph on the song, in memory, session reused (bench/spleeter_peer.py)."""
-    env = {name: value for name, value in os.environ.items() if name != "TF_ENABLE_ONEDNN_OPTS"}  # its default
     run = timed_run([str(spleeter_python()), str(REPO / "bench" / "spleeter_peer.py"), str(song),
-                     "--repeat", str(repeat)], {**env, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                     "--repeat", str(repeat)], {**ENV, "PYTHONPATH": ""})  # oneDNN on, as ours
     result = json.loads(run["stdout"].strip().splitlines()[-1])
     print(f"  (d) Spleeter: {result['audio'] / result['seconds']:.1f}x realtime", flush=True)
     return result
@@ -354,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="*", default=[1, 10, 60], help="songs for peak RSS")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per model (the best is kept)")
-    parser.add_argument("--onednn", action="store_true", help="the catalogue with oneDNN on as well")
+    parser.add_argument("--onednn-off", action="store_true", help="the catalogue with oneDNN off as well")
     parser.add_argument("--in-process", action="store_true", help="only (a), (b) and (c), in this process")
     parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--first-child", nargs=2, help=argparse.SUPPRESS)
@@ -385,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         results["b"]["fft"] = fft_seconds(separators["b"], song)
         runs: dict = {}
         if not args.in_process:
-            runs["catalogue"] = catalogue(folder, args.onednn)
+            runs["catalogue"] = catalogue(folder, args.onednn_off)
             runs["spleeter"] = spleeter(song, args.repeat)
             runs["first"] = first_song(project, song)
             runs["one"] = one_song(folder)
