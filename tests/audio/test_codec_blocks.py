@@ -88,6 +88,22 @@ def test_lossless_writers_round_trip_block_by_block(tmp_path, fmt, subtype, tole
     np.testing.assert_allclose(sf.read(path, dtype="float32")[0], source, atol=tolerance)
 
 
+@pytest.mark.parametrize("fmt", ["wav", "flac"])  # a flac's samples go to libsndfile as floats
+def test_pcm16_stems_have_the_bits_libsndfile_gives_float_samples(tmp_path, fmt):
+    """The writer converts to 16 bits itself (faster); the file must hold what libsndfile's own conversion
+    of the same float samples writes, over full scale and at the clipping edges too."""
+    rng = np.random.default_rng(0)
+    source = (rng.standard_normal((20000, 2)) * 0.3).astype(np.float32)
+    source[:8] = np.array([1.0, -1.0, 1.5, -1.5, 32767 / 32768, -32768 / 32768, 1e-6, -1e-6],
+                          dtype=np.float32)[:, None]
+    ours, theirs = tmp_path / f"ours.{fmt}", tmp_path / f"theirs.{fmt}"
+    with AudioWriter(ours, 44100, 2, fmt, "PCM_16") as writer:
+        for start in range(0, len(source), 4097):
+            writer.write(source[start:start + 4097])
+    sf.write(theirs, source, 44100, "PCM_16")
+    np.testing.assert_array_equal(sf.read(ours, dtype="int16")[0], sf.read(theirs, dtype="int16")[0])
+
+
 @pytest.mark.parametrize("fmt, channels, kbps", [("mp3", 2, 96), ("ogg", 1, 64), ("ogg", 4, 256)])
 def test_lossy_writers_keep_rate_channels_and_bitrate(tmp_path, fmt, channels, kbps):
     source = _tone(44100 * 4, channels, 44100) + 0.05 * np.random.default_rng(1).standard_normal(
