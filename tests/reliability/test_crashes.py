@@ -35,7 +35,7 @@ def _argv(songs: Path, out: Path, model_dir: Path) -> list[str]:
 
 
 def _start(argv: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}  # oneDNN as users run it
     return subprocess.Popen([sys.executable, "-m", "beam_jobs.separate", *argv], env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
