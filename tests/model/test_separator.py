@@ -53,6 +53,18 @@ def test_streaming_equals_whole_song_for_any_block_size(rate, channels):
     np.testing.assert_allclose(sum(whole.values()), mix, atol=1e-6)
 
 
+def test_wiener_filtering_runs_in_the_stream_whatever_the_blocks():
+    """With Wiener iterations the heads differ from plain masking, and still do not depend on the blocks."""
+    rate, mix = 22050, _music(3.3, 22050, 2)
+    plain = Separator(TINY, _soft_mask).separate(mix, rate)
+    separator = Separator(TINY.replace(separator__wiener_iterations=1), _soft_mask)
+    whole = separator.separate(mix, rate)
+    streamed = _streamed(separator, mix, rate, 997)
+    assert np.abs(whole["vocals"] - plain["vocals"]).max() > 1e-3
+    for name, waveform in whole.items():
+        np.testing.assert_allclose(streamed[name], waveform, atol=1e-6, err_msg=name)
+
+
 def test_patches_equal_one_patch_for_a_frame_local_mask():
     """Every frame is the whole song's STFT frame and gets one mask, cross-faded between patches: with a
     mask that depends on each bin's magnitude only, patches of 32 frames give what one patch of the
