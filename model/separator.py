@@ -18,7 +18,8 @@ import soxr
 from model import dsp, filtering
 from model.batching import CoalescingMaskFn
 from model.chunking import OverlapAdd
-from model.config import RESIDUAL, Config, StftConfig
+from model.config import RESIDUAL, Config
+from model.frontend import FrontEnd
 from model.model_dir import EXPORT_DIR, check_graph, check_model_dir
 
 MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -110,15 +111,15 @@ class Separator:
         return [[min(first + offset, channels - 1) for offset in range(width)]
                 for first in range(0, channels, width)]
 
-    def separate_batch(self, chunks: list[np.ndarray], stft: StftConfig, factor: int
-                       ) -> list[dict[str, np.ndarray]]:
-        """Mask a batch of chunks in one network call. Every chunk is zero-padded to a whole patch, so
-        a chunk's masks do not depend on the other chunks in its batch."""
+    def separate_batch(self, chunks: list[np.ndarray], front: FrontEnd) -> list[dict[str, np.ndarray]]:
+        """Mask a batch of chunks at `front.rate` in one network call. Every chunk is zero-padded to a whole
+        patch, so a chunk's masks do not depend on the other chunks in its batch."""
+        stft = front.stft
         specs = [dsp.stft(chunk, stft.n_fft, stft.hop) for chunk in chunks]
-        frames, bins = self.config.network.patch_frames, self.config.stft.bins
-        magnitude = np.zeros((len(specs), frames, bins, specs[0].shape[2]), dtype=np.float32)
+        magnitude = np.zeros((len(specs), self.config.network.patch_frames, front.bins, specs[0].shape[2]),
+                             dtype=np.float32)
         for index, spec in enumerate(specs):
-            magnitude[index, : spec.shape[0]] = np.abs(spec[:, :bins]) / factor
+            magnitude[index, : spec.shape[0]] = front.network_input(spec)
         masks = self.mask_fn(magnitude)
         heads, wiener = self.config.network.heads, self.config.separator.wiener_iterations
         results: list[dict[str, np.ndarray]] = [{} for _ in chunks]
@@ -140,21 +141,19 @@ class Separator:
 
 
 class _GroupStream:
-    """One group of `audio.channels` input channels: resample to the processing rate, chunk, separate,
-    resample back. Streaming soxr resamplers give the same samples as resampling the whole song."""
+    """One group of `audio.channels` input channels: resample to the front end's processing rate, chunk,
+    separate, resample back. Streaming soxr resamplers give the same samples as resampling the whole song."""
 
     def __init__(self, separator: Separator, picked: list[int], sample_rate: int):
         config = separator.config
         self.picked, self.width = picked, len(picked)
-        factor = dsp.processing_factor(sample_rate, config.audio.sample_rate)
-        rate = factor * config.audio.sample_rate
-        stft = config.stft.scaled(factor)
-        self.down = _Resampler(sample_rate, rate, self.width)
-        self.up = {head: _Resampler(rate, sample_rate, self.width) for head in config.network.heads}
-        self.chunks = OverlapAdd(config.network.heads, (config.network.patch_frames - 1) * stft.hop,
+        front = FrontEnd.at(config, sample_rate)
+        self.down = _Resampler(sample_rate, front.rate, self.width)
+        self.up = {head: _Resampler(front.rate, sample_rate, self.width) for head in config.network.heads}
+        self.chunks = OverlapAdd(config.network.heads, (config.network.patch_frames - 1) * front.stft.hop,
                                  config.separator.overlap, config.separator.batch_size,
-                                 lambda chunks: separator.separate_batch(chunks, stft, factor),
-                                 guard=stft.n_fft // 2, align=stft.hop)
+                                 lambda chunks: separator.separate_batch(chunks, front),
+                                 guard=front.stft.n_fft // 2, align=front.stft.hop)
 
     def push(self, block: np.ndarray) -> dict[str, np.ndarray]:
         heads = self.chunks.push(self.down(block[:, self.picked]))
