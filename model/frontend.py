@@ -10,7 +10,7 @@ lowest `stft.bins` bins divided by k (a window k times longer sums k times as ma
 the same audio at the model's rate, without the resampler's roll-off under the model's Nyquist. The bins
 above are masked by extension (dsp.mask_spec). Training records are at `data.rate_factor` times the
 model's rate (`records_rate`), so training sees exactly what the separator sees at that rate, and at
-other rates the same up to the resamplers' passband ripple (tests/model/test_frontend.py).
+other rates the same up to the resamplers' passband ripple (tests/test_front_end.py).
 """
 from __future__ import annotations
 

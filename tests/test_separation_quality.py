@@ -3,7 +3,7 @@
 
 The sum-to-mixture checks elsewhere hold by construction (residual = mixture minus heads) and every other
 model in the tests is untrained, so without this file a model with swapped heads would pass them all.
-Training takes about 35 s (60 CPU s) on a 2-core machine: 400 steps of a 3-level U-Net.
+Training is 400 steps of a 3-level U-Net: the file takes 1 to 2 minutes on a shared 2-core machine.
 """
 from __future__ import annotations
 
