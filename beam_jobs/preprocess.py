@@ -2,7 +2,7 @@
 
 Reads `.stem.mp4` files, MUSDB18-HQ folders (`<split>/<track>/<stem>.wav`) or plain folders of stem
 files under `--input`, and writes under `--output`:
-  <split>/<split>-00000-of-0000N.tfrecord[.gz]  patches of every stem at the model's rate (model.records)
+  <split>/<split>-00000-of-0000N.tfrecord[.gz]  patches of every stem at the records' rate (model.frontend)
   dataset.json                                 splits (counts, shard files), the config used
   tracks-*.jsonl                               one line per track used (split, duration, patches, stems)
   dead_letter-*.jsonl                          one line per track that could not be used, with the reason
@@ -30,6 +30,7 @@ from beam_jobs.preprocess_tracks import (
     keyed_by_track, resample_song, summarize, tracks_of_group)
 from beam_jobs.jsonl_shards import WriteRecords
 from model.config import CONFIG_FILE, Config
+from model.frontend import records_rate
 from audio.limits import Limits
 from audio.musdb import MUSDB_STREAMS, MUSDB_VALIDATION_TRACKS
 
@@ -49,7 +50,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--output", default="data/records", help="records folder, local or gs://")
     parser.add_argument("--config", default="", help="config.json (or its folder); default Config()")
     parser.add_argument("--sample_rate", type=int, default=0,
-                        help="override audio.sample_rate (0: keep the config's)")
+                        help="override audio.sample_rate, the model's rate (0: keep the config's); the "
+                             "records are at data.rate_factor times it")
     parser.add_argument("--shard_mb", type=float, default=64.0, help="target shard size in MiB")
     parser.add_argument("--compression", choices=sorted(COMPRESSIONS), default="none")
     add_limit_args(parser, LIMITS)
@@ -70,7 +72,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config,
           run_id: str | None = None) -> None:
     """Add the preprocess steps to `pipeline`; `run_id` names the progress bar the steps advance."""
     root, output = storage.absolute(args.input).rstrip("/"), storage.absolute(args.output)
-    rate = config.audio.sample_rate
+    rate = records_rate(config)
     patch_samples = round(config.data.patch_seconds * rate)
     validation = config.data.validation_tracks or MUSDB_VALIDATION_TRACKS
     found = (pipeline
@@ -124,7 +126,7 @@ def _header(args: argparse.Namespace, config: Config, root: str, patch_samples: 
 
     return {
         "schema_version": SCHEMA_VERSION,
-        "sample_rate": config.audio.sample_rate,
+        "sample_rate": records_rate(config),
         "channels": config.audio.channels,
         "patch_seconds": config.data.patch_seconds,
         "patch_samples": patch_samples,

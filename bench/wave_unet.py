@@ -4,7 +4,7 @@
     python bench/wave_unet.py --data data/musdb18-7-records --score_mask_model model/bundled
 
 Both are scored with the trainer's validation-SDR proxy (trainer/validation.py: global SDR on the
-fixed ~3 s crops of the valid split at the model's rate, median over crops) so the two rows compare
+fixed ~3 s crops of the valid split at the records' rate, median over crops) so the two rows compare
 like with like; the Wave-U-Net is trained on the same tf.data pipeline (remix, gain, channel swap) for a
 fixed wall time. Prints examples/s (training), parameters, weight size, separation speed and the SDRs.
 Not a test: run it by hand on a quiet machine and say under what load.
@@ -82,7 +82,7 @@ def score(separate, crops, heads) -> dict:
         estimates = separate(stems[:, 0])
         audio += int(stems.shape[0] * stems.shape[2])
         for head in heads:
-            scores[head].append(sdr(stems[:, STEMS.index(head)], estimates[head]).numpy())
+            scores[head].append(sdr(stems[:, STEMS.index(head)].numpy(), np.asarray(estimates[head])))
     seconds = time.monotonic() - started
     return {**summarise({h: np.concatenate(v) for h, v in scores.items()}), "separate_s": round(seconds, 1),
             "audio_s": audio}
@@ -113,15 +113,16 @@ def train_wave_unet(args, config) -> dict:
 def score_mask_model(args, config) -> dict:
     import tensorflow as tf
 
+    from model.separator import Separator
     from trainer import data
     from trainer.validation import separate_crops
 
     loaded = tf.saved_model.load(os.path.join(args.score_mask_model, "saved_model"))
     serve = loaded.signatures["serving_default"]
-    unet = lambda magnitude, training=False: serve(magnitude=magnitude)  # noqa: E731
     params = int(sum(v.shape.num_elements() for v in serve.variables))
     crops = data.validation_crops(args.data, config)
-    separate = tf.function(lambda mix: separate_crops(unet, mix, config))
+    separator = Separator.load(args.score_mask_model)
+    separate = lambda mix: separate_crops(separator, mix.numpy())  # noqa: E731
     return {"model": f"mask U-Net {args.score_mask_model}", "params": params,
             "weights_mb": round(params * 4 / 2**20, 1), **score(separate, crops, config.network.heads)}
 

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from model import dsp, filtering
+from model.frontend import FrontEnd
 
 # magnitude patches [patches, patch_frames, bins, channels] -> {head: masks of that shape}
 MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -27,10 +28,10 @@ MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 class SpectralStream:
     """Separate a stream of [samples, channels] at one rate into heads of the same shape."""
 
-    def __init__(self, heads: tuple[str, ...], n_fft: int, hop: int, patch_frames: int, overlap: float,
-                 batch_size: int, model_bins: int, scale: float, mask_fn: MaskFn, wiener_iterations: int = 0):
-        self.heads, self.n_fft, self.hop = heads, n_fft, hop
-        self.patch, self.batch_size, self.model_bins, self.scale = patch_frames, batch_size, model_bins, scale
+    def __init__(self, heads: tuple[str, ...], front: FrontEnd, patch_frames: int, overlap: float,
+                 batch_size: int, mask_fn: MaskFn, wiener_iterations: int = 0):
+        self.heads, self.front, self.n_fft, self.hop = heads, front, front.stft.n_fft, front.stft.hop
+        self.patch, self.batch_size = patch_frames, batch_size
         self.mask_fn, self.wiener_iterations = mask_fn, wiener_iterations
         self.stride = max(1, patch_frames - int(patch_frames * overlap))
         self.fade = patch_frames - self.stride
@@ -108,12 +109,11 @@ class SpectralStream:
         available, spec = self.frame_count, self._frames()
         for first in range(0, len(self.pending), self.batch_size):
             starts = self.pending[first:first + self.batch_size]
-            magnitude = np.zeros((len(starts), self.patch, self.model_bins, spec.shape[0]), np.float32)
+            magnitude = np.zeros((len(starts), self.patch, self.front.bins, spec.shape[0]), np.float32)
             for row, start in enumerate(starts):
-                frames = spec[:, start - self.first_frame: min(start + self.patch, available) - self.first_frame,
-                                   : self.model_bins]
-                magnitude[row, : frames.shape[1]] = np.transpose(np.abs(frames), (1, 2, 0))
-            masks = self.mask_fn(magnitude * np.float32(self.scale) if self.scale != 1 else magnitude)
+                frames = spec[:, start - self.first_frame: min(start + self.patch, available) - self.first_frame]
+                magnitude[row, : frames.shape[1]] = self.front.network_input(np.transpose(frames, (1, 2, 0)))
+            masks = self.mask_fn(magnitude)
             for row, start in enumerate(starts):
                 length = min(start + self.patch, available) - start
                 final_patch = last and start == self.pending[-1]

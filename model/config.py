@@ -47,9 +47,12 @@ class NetworkConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """How songs become TFRecord patches (waveforms at the model's rate)."""
+    """How songs become TFRecord patches: waveforms at `rate_factor` times the model's rate."""
 
     patch_seconds: float = 6.0
+    # 4: the records of a 11025 Hz model are at 44.1 kHz, MUSDB's own rate, and training sees the network
+    # input the separator computes there (model/frontend.py); models trained before it existed had 1
+    rate_factor: int = 4
     validation_tracks: tuple[str, ...] = ()
 
 

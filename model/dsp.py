@@ -116,8 +116,10 @@ def resample(waveform: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 
 
 def processing_factor(input_rate: int, model_rate: int) -> int:
-    """The integer k such that the STFT at k * model_rate lines its low bins up with the model's."""
-    return max(1, round(input_rate / model_rate))
+    """The smallest integer k with k * model_rate >= input_rate: at k * model_rate the STFT lines its low bins
+    up with the model's, and the input's whole band is kept (rounding to the nearest k cut a 16 kHz song's
+    band at 5.5 kHz and a 48 kHz song's at 22.05 kHz)."""
+    return max(1, -(-input_rate // model_rate))
 
 
 def extend_mask(mask: np.ndarray, total_bins: int) -> np.ndarray:

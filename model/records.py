@@ -1,10 +1,10 @@
-"""TFRecord schema of training patches: every stem's waveform at the model's rate.
+"""TFRecord schema of training patches: every stem's waveform at the records' rate (model/frontend.py).
 
 One tf.train.Example per patch:
   track_id      bytes    the song's name
   split         bytes    train / valid / test
   offset        int64    first sample of the patch within the song, at `sample_rate`
-  sample_rate   int64    the model's rate
+  sample_rate   int64    the records' rate (data.rate_factor x the model's)
   samples       int64    samples per channel in the patch
   channels      int64
   stems         bytes[]  names of the stems present (musdb order; "mixture" first)

@@ -20,6 +20,7 @@ from model import dsp
 from model.batching import CoalescingMaskFn
 from model.chunking import SpectralStream
 from model.config import RESIDUAL, Config
+from model.frontend import FrontEnd
 from model.model_dir import EXPORT_DIR, check_graph, check_model_dir
 
 MaskFn = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -112,21 +113,20 @@ class Separator:
                 for first in range(0, channels, width)]
 
 
+
 class _GroupStream:
-    """One group of `audio.channels` input channels: resample to the processing rate, separate, resample
-    back. Streaming soxr resamplers give the same samples as resampling the whole song."""
+    """One group of `audio.channels` input channels: resample to the front end's processing rate, separate,
+    resample back. Streaming soxr resamplers give the same samples as resampling the whole song."""
 
     def __init__(self, separator: Separator, picked: list[int], sample_rate: int):
         config = separator.config
         self.picked, self.width = picked, len(picked)
-        factor = dsp.processing_factor(sample_rate, config.audio.sample_rate)
-        rate = factor * config.audio.sample_rate
-        stft = config.stft.scaled(factor)
-        self.down = _Resampler(sample_rate, rate, self.width)
-        self.up = {head: _Resampler(rate, sample_rate, self.width) for head in config.network.heads}
-        self.spectral = SpectralStream(config.network.heads, stft.n_fft, stft.hop, config.network.patch_frames,
-                                     config.separator.overlap, config.separator.batch_size, config.stft.bins,
-                                     1 / factor, separator.mask_fn, config.separator.wiener_iterations)
+        front = FrontEnd.at(config, sample_rate)
+        self.down = _Resampler(sample_rate, front.rate, self.width)
+        self.up = {head: _Resampler(front.rate, sample_rate, self.width) for head in config.network.heads}
+        self.spectral = SpectralStream(config.network.heads, front, config.network.patch_frames,
+                                       config.separator.overlap, config.separator.batch_size, separator.mask_fn,
+                                       config.separator.wiener_iterations)
 
     def push(self, block: np.ndarray) -> dict[str, np.ndarray]:
         heads = self.spectral.push(self.down(block[:, self.picked]))

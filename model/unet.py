@@ -1,6 +1,6 @@
-"""The spectrogram-mask U-Net (Jansson et al. 2017, as in Spleeter) and its TF magnitude front end.
+"""The spectrogram-mask U-Net (Jansson et al. 2017, as in Spleeter) and the front end in TensorFlow.
 
-Input  magnitude [batch, frames, bins, channels] at the model's rate.
+Input  magnitude [batch, frames, bins, channels]: model/frontend.py's network input.
 Output one ratio mask per head, same shape; a softmax over heads plus the residual makes the
 masks of all stems sum to one in every bin.
 """
@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras import layers
 
 from model.config import Config, StftConfig
+from model.frontend import FrontEnd
 
 
 def complex_stft(waveform: tf.Tensor, stft: StftConfig) -> tf.Tensor:
@@ -22,9 +23,11 @@ def complex_stft(waveform: tf.Tensor, stft: StftConfig) -> tf.Tensor:
                           window_fn=tf.signal.hann_window, pad_end=False)
 
 
-def magnitude(waveform: tf.Tensor, stft: StftConfig) -> tf.Tensor:
-    """|STFT| of [batch, samples, channels] -> [batch, frames, bins, channels], the network's input."""
-    return tf.transpose(tf.abs(complex_stft(waveform, stft))[..., : stft.bins], [0, 2, 3, 1])
+def magnitude(waveform: tf.Tensor, front: FrontEnd) -> tf.Tensor:
+    """[batch, samples, channels] at `front.rate` -> the network's input [batch, frames, bins, channels]:
+    FrontEnd.network_input of dsp.stft's spectrogram, in TensorFlow (the tf.data pipeline's graph)."""
+    spec = tf.abs(complex_stft(waveform, front.stft))[..., : front.bins] / front.factor
+    return tf.transpose(spec, [0, 2, 3, 1])
 
 
 def build_unet(config: Config) -> keras.Model:

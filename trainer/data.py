@@ -1,7 +1,9 @@
 """tf.data input: TFRecord patches -> (mix magnitude, {head: stem magnitude}) batches.
 
-Shards are `DATA/<split>/*.tfrecord` or `*.tfrecord.gz`. Every example is a segment of
-`(patch_frames - 1) * hop` samples, so its centred STFT has exactly `patch_frames` frames.
+Shards are `DATA/<split>/*.tfrecord` or `*.tfrecord.gz`, waveforms at the records' rate
+(model/frontend.py). Every example is a segment of `(patch_frames - 1) * hop` samples at that rate (the hop
+scaled with it), so its centred STFT has exactly `patch_frames` frames; the network's input and targets are
+the front end's magnitudes of the mixture and of each head's stem.
 Training crops at random and remixes stems across patches (new mixes the network has never heard);
 validation takes fixed crops of the real mixtures, the same every epoch.
 Shapes: stems [stems, samples, channels] per patch; magnitudes [batch, frames, bins, channels].
@@ -13,18 +15,19 @@ import tensorflow as tf
 
 from common import storage
 from model.config import MIXTURE, STEM_NAMES, Config
+from model.frontend import training_front_end
 from model.records import parse_patch
 from model.unet import magnitude
 
 AUTOTUNE = tf.data.AUTOTUNE
 STEMS = (MIXTURE, *STEM_NAMES)  # the order of the stacked stem axis
-SHUFFLE_BUFFER = 256  # serialized patches (~1.3 MB each at the default 6 s, 11025 Hz, stereo)
+SHUFFLE_BUFFER = 256  # serialized patches (~5.3 MB each at the default 6 s, 44.1 kHz, stereo)
 READ_BUFFER = 4 << 20  # bytes per open shard; large reads matter on gs://
 GAIN_RANGE = (0.25, 1.25)
 
 
 def segment_samples(config: Config) -> int:
-    return (config.network.patch_frames - 1) * config.stft.hop
+    return (config.network.patch_frames - 1) * training_front_end(config).stft.hop
 
 
 def find_shards(data_dir: str, split: str) -> list[str]:
@@ -167,11 +170,11 @@ def _with_mixture(sources: tf.Tensor) -> tf.Tensor:
 
 
 def _features(batches: tf.data.Dataset, config: Config) -> tf.data.Dataset:
-    heads = config.network.heads
+    heads, front = config.network.heads, training_front_end(config)
 
     def to_features(stems: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        inputs = magnitude(stems[:, 0], config.stft)
-        targets = {head: magnitude(stems[:, STEMS.index(head)], config.stft) for head in heads}
+        inputs = magnitude(stems[:, 0], front)
+        targets = {head: magnitude(stems[:, STEMS.index(head)], front) for head in heads}
         return inputs, targets
 
     return batches.map(to_features, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

@@ -12,6 +12,7 @@ from typing import Any
 
 from common import storage
 from model.config import DATASET_FILE, Config
+from model.frontend import records_rate
 
 
 
@@ -35,11 +36,11 @@ def read_dataset_info(data_dir: str) -> dict[str, Any]:
 
 def check_dataset(info: dict[str, Any], config: Config) -> None:
     """Refuse data the network cannot be trained on: another rate or channel count, no train split."""
-    rate = _number(info, "sample_rate")
-    if rate != config.audio.sample_rate:
+    rate, expected = _number(info, "sample_rate"), records_rate(config)
+    if rate != expected:
         raise DatasetError(
-            f"the records are at {rate} Hz but the config trains at {config.audio.sample_rate} Hz: "
-            f"preprocess again with --sample_rate {config.audio.sample_rate}, or train with --sample_rate {rate}")
+            f"the records are at {rate} Hz but the config trains on records at {expected} Hz "
+            f"({config.data.rate_factor} x its {config.audio.sample_rate} Hz): preprocess again with this config")
     channels = info.get("channels", config.audio.channels)
     if channels != config.audio.channels:
         raise DatasetError(f"the records have {channels} channels but the config expects "

@@ -45,7 +45,7 @@ def _split_lines(info: dict[str, Any]) -> list[str]:
     if split_sizes(info).get("valid"):
         lines.append("- the valid songs are never trained on: they only select the exported epoch (val_sdr) "
                      "and stop training early")
-    return lines + [f"- audio: {info.get('sample_rate', '?')} Hz, {info.get('channels', '?')} channels"]
+    return lines + [f"- audio: records at {info.get('sample_rate', '?')} Hz, {info.get('channels', '?')} channels"]
 
 
 def _architecture(config: Config) -> str:
@@ -54,7 +54,8 @@ def _architecture(config: Config) -> str:
             f"{'/'.join(map(str, net.filters))} filters, {net.kernel}x{net.kernel} kernels, dropout "
             f"{net.dropout}; input |STFT| of {net.patch_frames} frames x {stft.bins} bins x "
             f"{config.audio.channels} channels at {config.audio.sample_rate} Hz (n_fft {stft.n_fft}, hop "
-            f"{stft.hop}), batch-normalised per frequency bin; a softmax over the heads and the residual "
+            f"{stft.hop}; at k times that rate, the low bins of an STFT k times as long: model/frontend.py), "
+            f"batch-normalised per frequency bin; a softmax over the heads and the residual "
             f"gives one ratio mask per head."
             f"{_filtering(config)}")
 
@@ -82,5 +83,6 @@ def _training_lines(config: Config, best: dict[str, float] | None, epochs_run: i
         sdrs = ", ".join(f"{key} {value:.2f} dB" for key, value in best.items() if key.startswith("val_sdr"))
         lines.append(f"- exported epoch {int(best['epoch']) + 1} (highest val_sdr): {losses}")
         if sdrs:
-            lines.append(f"- validation SDR (a proxy at the model's rate, see trainer/validation.py): {sdrs}")
+            lines.append(f"- validation SDR (a proxy: full band at the records' rate, through the separator; see "
+                         f"trainer/validation.py): {sdrs}")
     return lines

@@ -1,15 +1,17 @@
-"""Validation SDR each epoch: a cheap proxy of `atsep evaluate`, computed in TensorFlow.
+"""Validation SDR each epoch: a proxy of `atsep evaluate` that goes through the separator's own code.
 
-On every fixed validation crop (the crops val_loss is computed on; real mixtures, never remixed) the
-U-Net's masks are applied to the mixture's complex STFT at the model's rate, inverted, and compared
-with the true stem waveform:
+Every fixed validation crop (the crops val_loss is computed on: real mixtures, never remixed, at the
+records' rate, which for MUSDB is the songs' own 44.1 kHz) is separated as the separator separates a
+song (`Separator.separate`: the front end, the U-Net's masks, their extension over the whole band,
+the inverse STFT) and compared with the true stem, full band:
 
     SDR = 10 log10(sum s^2 / sum (s - s_hat)^2)        (the MDX challenge's "global" SDR)
 
 per crop and head, channels pooled; crops whose reference is (near) silent are skipped, as BSSEval
 skips silent frames. Logged per epoch: val_sdr_<head> (median over crops, dB) and val_sdr (their mean
-over heads), which selects the exported epoch and drives early stopping. It is not BSSEval v4: no
-distortion filters, model rate (not full band) and ~3 s crops, so figures differ from `atsep evaluate`.
+over heads), which selects the exported epoch and drives early stopping. It is not BSSEval v4 (no
+distortion filters, ~3 s crops, no cross-fades), so figures differ from `atsep evaluate`; docs/model.md
+sets the two side by side over epochs.
 """
 from __future__ import annotations
 
@@ -17,61 +19,49 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.config import Config, StftConfig
-from model.unet import complex_stft
+from model.config import Config
+from model.frontend import records_rate
+from model.separator import MaskFn, Separator
 from trainer.data import STEMS
 
 MONITOR = "val_sdr"
 SILENT_POWER = 1e-6  # mean power per sample below which a crop's reference counts as silent (-60 dBFS)
 
 
-def inverse_stft(spec: tf.Tensor, stft: StftConfig, samples: int) -> tf.Tensor:
-    """Inverse of `model.unet.complex_stft` (windowed overlap-add divided by the summed squared windows, as
-    librosa does, so the edges are exact too): -> [batch, samples, channels]."""
-    window = tf.signal.hann_window(stft.n_fft, dtype=tf.float32)
-    frames = tf.signal.irfft(spec, fft_length=[stft.n_fft]) * window
-    signal = tf.signal.overlap_and_add(frames, stft.hop)
-    norm = tf.signal.overlap_and_add(tf.ones_like(frames[:1, :1]) * tf.square(window), stft.hop)
-    signal = signal / tf.maximum(norm, 1e-8)
-    pad = stft.n_fft // 2
-    return tf.transpose(signal[..., pad:pad + samples], [0, 2, 1])
+def mask_fn(unet: keras.Model) -> MaskFn:
+    """The U-Net as the separator calls a network: magnitude batch -> {head: masks} (numpy)."""
+
+    @tf.function(reduce_retracing=True)
+    def masks(magnitude: tf.Tensor) -> dict[str, tf.Tensor]:
+        return unet(magnitude, training=False)
+
+    return lambda magnitude: {head: mask.numpy() for head, mask in masks(tf.constant(magnitude)).items()}
 
 
-def separate_crops(unet: keras.Model, mix: tf.Tensor, config: Config) -> dict[str, tf.Tensor]:
-    """Mask-and-invert each head for a batch of mix crops [batch, samples, channels]."""
-    spec = complex_stft(mix, config.stft)  # [batch, channels, frames, bins + 1]
-    magnitude = tf.transpose(tf.abs(spec)[..., : config.stft.bins], [0, 2, 3, 1])
-    masks = unet(magnitude, training=False)
-    estimates = {}
-    for head in config.network.heads:
-        mask = tf.transpose(masks[head], [0, 3, 1, 2])  # -> [batch, channels, frames, bins]
-        # the network leaves out the top (Nyquist) bin: repeat its highest bin's mask there
-        mask = tf.concat([mask, mask[..., -1:]], axis=-1)
-        estimates[head] = inverse_stft(spec * tf.cast(mask, spec.dtype), config.stft, tf.shape(mix)[1])
-    return estimates
+def separate_crops(separator: Separator, mix: np.ndarray) -> dict[str, np.ndarray]:
+    """Each head of a batch of mix crops [batch, samples, channels] at the records' rate, full band: every
+    crop separated as a song of its own."""
+    rate = records_rate(separator.config)
+    estimates = [separator.separate(crop, rate) for crop in mix]
+    return {head: np.stack([estimate[head] for estimate in estimates]) for head in separator.config.network.heads}
 
 
-def sdr(reference: tf.Tensor, estimate: tf.Tensor) -> tf.Tensor:
+def sdr(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
     """Global SDR in dB per crop of [batch, samples, channels]; NaN where the reference is silent."""
-    signal = tf.reduce_sum(tf.square(reference), axis=[1, 2])
-    error = tf.reduce_sum(tf.square(reference - estimate), axis=[1, 2])
-    values = 10.0 * (tf.math.log(signal + 1e-9) - tf.math.log(error + 1e-9)) / tf.math.log(10.0)
-    samples = tf.cast(tf.shape(reference)[1] * tf.shape(reference)[2], signal.dtype)
-    return tf.where(signal / samples > SILENT_POWER, values, tf.fill(tf.shape(values), np.nan))
+    signal = np.sum(np.square(reference, dtype=np.float64), axis=(1, 2))
+    error = np.sum(np.square(reference - estimate, dtype=np.float64), axis=(1, 2))
+    values = 10.0 * (np.log10(signal + 1e-9) - np.log10(error + 1e-9))
+    return np.where(signal / (reference.shape[1] * reference.shape[2]) > SILENT_POWER, values, np.nan)
 
 
 def crop_sdrs(unet: keras.Model, crops: tf.data.Dataset, config: Config) -> dict[str, np.ndarray]:
     """SDR of every validation crop per head; crops yield [batch, stems, samples, channels] (STEMS order)."""
-
-    @tf.function
-    def batch_sdrs(stems: tf.Tensor) -> dict[str, tf.Tensor]:
-        estimates = separate_crops(unet, stems[:, 0], config)
-        return {head: sdr(stems[:, STEMS.index(head)], estimates[head]) for head in config.network.heads}
-
+    separator = Separator(config, mask_fn(unet))
     scores = {head: [] for head in config.network.heads}
     for stems in crops:
-        for head, values in batch_sdrs(stems).items():
-            scores[head].append(values.numpy())
+        stems = stems.numpy()
+        for head, estimate in separate_crops(separator, stems[:, 0]).items():
+            scores[head].append(sdr(stems[:, STEMS.index(head)], estimate))
     return {head: np.concatenate(values) if values else np.zeros(0) for head, values in scores.items()}
 
 

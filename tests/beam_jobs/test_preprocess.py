@@ -18,7 +18,7 @@ from beam_jobs.preprocess_tracks import patch_starts, record_key
 from audio.codec import mux_stem_mp4
 
 RATE = 44100
-MODEL_RATE = 8000  # set by --sample_rate over the config file's 11025
+MODEL_RATE = 8000  # set by --sample_rate over the config file's 11025; records at it (data.rate_factor 1)
 STEMS = ("drums", "bass", "other", "vocals")
 MUSDB18_7 = Path(__file__).parents[2].parent / "shared/data/musdb18-7"
 
@@ -49,7 +49,7 @@ def config_file(tmp_path_factory) -> Path:
     from model.config import Config
 
     folder = tmp_path_factory.mktemp("config")
-    return Config().replace(data__patch_seconds=1.0).save(folder)
+    return Config().replace(data__patch_seconds=1.0, data__rate_factor=1).save(folder)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from model.chunking import SpectralStream
+from model.config import StftConfig
+from model.frontend import FrontEnd
 
 
 def test_a_whole_song_in_one_block_keeps_the_buffers_a_few_patches_long():
@@ -14,7 +16,8 @@ def test_a_whole_song_in_one_block_keeps_the_buffers_a_few_patches_long():
         held.append((stream.spec.shape[1], stream.mask_weights.shape[0]))  # frames held when a batch arrives
         return {"vocals": np.ones_like(magnitude)}
 
-    stream = SpectralStream(("vocals",), 1024, hop, patch, 0.25, batch, 512, 1.0, pass_through)
+    front = FrontEnd(factor=1, rate=11025, stft=StftConfig(n_fft=1024, hop=hop, bins=512), bins=512)
+    stream = SpectralStream(("vocals",), front, patch, 0.25, batch, pass_through)
     song = np.random.default_rng(0).standard_normal((400 * patch * hop, 2)).astype(np.float32)
     out = stream.push(song)["vocals"]
     out = np.concatenate([out, stream.finish()["vocals"]])

@@ -78,9 +78,11 @@ def test_resample_at_the_same_rate_is_the_identity():
 
 
 @pytest.mark.parametrize("input_rate, model_rate, factor", [
-    (44100, 11025, 4), (48000, 11025, 4), (22050, 11025, 2), (11025, 11025, 1), (16000, 11025, 1),
-    (8000, 11025, 1), (96000, 11025, 9)])
-def test_processing_factor(input_rate, model_rate, factor):
+    (44100, 11025, 4), (48000, 11025, 5), (22050, 11025, 2), (11025, 11025, 1), (16000, 11025, 2),
+    (24000, 11025, 3), (8000, 11025, 1), (96000, 11025, 9), (44101, 11025, 5)])
+def test_processing_factor_keeps_the_whole_band(input_rate, model_rate, factor):
+    """The smallest multiple of the model's rate at or above the input's: never below it (which loses the
+    band between the two), never a multiple more (which costs work for nothing)."""
     assert dsp.processing_factor(input_rate, model_rate) == factor
 
 

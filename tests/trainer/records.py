@@ -27,9 +27,10 @@ def write_dataset(root: Path, config: Config, patches: dict[str, int], samples: 
     """Write `patches[split]` random patches per split; the valid split is GZIP-compressed."""
     import tensorflow as tf
 
+    from model.frontend import records_rate
     from model.records import encode_patch
 
-    rate = rate or config.audio.sample_rate
+    rate = rate or records_rate(config)
     samples = samples or int(config.data.patch_seconds * rate)
     rng = np.random.default_rng(0)
     for split, count in patches.items():

@@ -58,19 +58,20 @@ def test_augmented_mixture_is_the_sum_of_gained_sources():
 def test_validation_is_fixed_crops_of_the_real_mixture(data_dir, tiny_config):
     import tensorflow as tf
 
+    from model.frontend import records_rate, training_front_end
     from model.records import decode_patch
     from model.unet import magnitude
     from trainer import data
 
     first, second = ([x.numpy() for x, _ in data.validation_dataset(str(data_dir), tiny_config)] for _ in range(2))
-    crops_per_patch = int(tiny_config.data.patch_seconds * tiny_config.audio.sample_rate) // data.segment_samples(
+    crops_per_patch = int(tiny_config.data.patch_seconds * records_rate(tiny_config)) // data.segment_samples(
         tiny_config)
     assert sum(len(batch) for batch in first) == 3 * crops_per_patch
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
     shard = data.find_shards(str(data_dir), "valid")[0]
     record = next(iter(tf.data.TFRecordDataset(shard, "GZIP"))).numpy()
     mixture = decode_patch(record)["stems"]["mixture"][: data.segment_samples(tiny_config)]
-    expected = magnitude(tf.constant(mixture[None]), tiny_config.stft).numpy()[0]
+    expected = magnitude(tf.constant(mixture[None]), training_front_end(tiny_config)).numpy()[0]
     np.testing.assert_allclose(first[0][0], expected, rtol=1e-4, atol=1e-4)
 
 
