@@ -78,9 +78,10 @@ class SpectralStream:
         self.signal = np.pad(self.signal, ((0, 0), (0, max(0, needed - self.signal.shape[1]))))
         self._take_frames(total)
         # patches until one reaches the last frame; the last one may be short (the network sees zeros after it)
-        while (self.next_patch - self.stride + self.patch if self.next_patch else 0) < total:
+        covered = self.next_patch - self.stride + self.patch if self.next_patch else 0  # the last patch's end
+        while covered < total:
             self.pending.append(self.next_patch)
-            self.next_patch += self.stride
+            covered, self.next_patch = self.next_patch + self.patch, self.next_patch + self.stride
         parts = [self._mask_pending(last=True)] if self.pending else []
         parts.append(self._final_samples(total, end_of_song=True))
         return _joined(parts, self.heads)

@@ -16,7 +16,6 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import soxr
 
-from model import dsp
 from model.batching import CoalescingMaskFn
 from model.chunking import SpectralStream
 from model.config import RESIDUAL, Config
