@@ -21,5 +21,5 @@ setup(
     package_data={"model": ["bundled/*", "bundled/saved_model/*", "bundled/saved_model/variables/*"]},
     include_package_data=False,
     install_requires=pinned("requirements.txt"),
-    entry_points={"console_scripts": ["atsep=atsep.cli:main"]},
+    entry_points={"console_scripts": ["atsep=atsep.cli:run"]},
 )

@@ -1,5 +1,3 @@
-import sys
+from atsep.cli import run
 
-from atsep.cli import main
-
-sys.exit(main())
+run()

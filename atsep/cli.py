@@ -7,6 +7,7 @@ third-party Python warnings are held back unless `--verbose` (anywhere on the li
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -87,5 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     return int(result or 0)
 
 
+def run() -> None:
+    """The `atsep` command: `main`, then exit without the interpreter's last full garbage collection.
+
+    TensorFlow, Keras and Beam leave millions of objects behind, and walking them all once more at exit
+    took about 2 s of every `atsep separate` here (`python -c "import tensorflow"` alone spends 1.1 to
+    1.6 s exiting). Frozen objects are left out of that collection; atexit handlers, logging's flush and
+    module teardown still run, and every output is closed and renamed into place before `main` returns."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -46,6 +46,20 @@ def test_seed_main_help_does_not_import_tensorflow():
     assert "--model_save_path" in result.stdout
 
 
+def test_the_command_exits_with_its_code_and_without_a_last_full_collection():
+    """`atsep` (the console script and `python -m atsep`) freezes the heap before exiting, so the interpreter's
+    last garbage collection skips what TensorFlow and Beam left behind; its exit status is main's."""
+    code = ("import gc, sys\n"
+            "from atsep.cli import run\n"
+            "sys.argv = ['atsep', 'separat']\n"
+            "try:\n"
+            "    run()\n"
+            "except SystemExit as exit:\n"
+            "    print(exit.code, gc.get_freeze_count() > 0)\n")
+    result = _python(code)
+    assert result.stdout.split() == ["2", "True"], result.stderr
+
+
 def test_unknown_subcommand_is_refused_with_usage():
     from atsep.cli import main
 
