@@ -79,11 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"atsep: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    if not verbose:
-        quiet_libraries()
-        if name in USES_TENSORFLOW and not {"-h", "--help"} & set(rest):
-            start_tensorflow_quietly()
-    module = importlib.import_module(SUBCOMMANDS[name][0])
+    # start-up: the imports below make millions of objects that live as long as the process, and the
+    # collector walked them again and again while they were made (about 1 CPU s of the 5 to 6 that
+    # importing TensorFlow and Beam took here); frozen afterwards, the run's own collections skip them
+    gc.disable()
+    try:
+        if not verbose:
+            quiet_libraries()
+            if name in USES_TENSORFLOW and not {"-h", "--help"} & set(rest):
+                start_tensorflow_quietly()
+        module = importlib.import_module(SUBCOMMANDS[name][0])
+    finally:
+        gc.freeze()
+        gc.enable()
     result = module.main(rest)
     return int(result or 0)
 

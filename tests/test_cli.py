@@ -60,6 +60,31 @@ def test_the_command_exits_with_its_code_and_without_a_last_full_collection():
     assert result.stdout.split() == ["2", "True"], result.stderr
 
 
+def test_start_up_imports_are_frozen_and_the_run_collects_garbage(monkeypatch):
+    """The subcommand's imports happen with the collector off and are frozen after; the subcommand itself
+    runs with the collector on (a catalogue run must not keep its garbage)."""
+    import gc
+    import types
+
+    from atsep import cli
+
+    seen = {}
+    probe = types.ModuleType("atsep_probe")
+
+    def probe_main(argv):
+        seen.update(enabled=gc.isenabled(), frozen=gc.get_freeze_count(), argv=argv)
+        return 0
+
+    probe.main = probe_main
+    monkeypatch.setitem(sys.modules, "atsep_probe", probe)
+    monkeypatch.setitem(cli.SUBCOMMANDS, "probe", ("atsep_probe", "a test's subcommand"))
+    try:
+        assert cli.main(["probe", "--verbose", "x"]) == 0
+    finally:
+        gc.unfreeze()
+    assert seen == {"enabled": True, "frozen": seen["frozen"], "argv": ["x"]} and seen["frozen"] > 0
+
+
 def test_unknown_subcommand_is_refused_with_usage():
     from atsep.cli import main
 
