@@ -3,12 +3,13 @@
 The plot is drawn from bounded `Summary` sketches fed block by block while a song streams through
 (a min/max envelope and a power spectrogram, both decimated to between COLUMNS and 2 * COLUMNS columns,
 more than a row has pixels), so a 60-minute song costs no more memory than a short one. Drawn with
-matplotlib's object API on the Agg canvas (no pyplot state, no display), safe in Beam workers. All rows
-share one amplitude range and one dB scale.
+matplotlib's object API on the Agg canvas (no pyplot state, no display), safe in Beam workers: one figure per
+thread and row count, redrawn for each track. All rows share one amplitude range and one dB scale.
 """
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import scipy.fft
@@ -147,35 +148,73 @@ def render_summaries(rows: dict[str, Summary], title: str, dpi: int = 72) -> byt
     specs = {name: summary.spectrogram_db() for name, summary in rows.items()}
     top = max(float(spec.max()) for spec in specs.values())
     peak = max(next(iter(rows.values())).peak, 1e-3)
-    height = 1.8 * len(rows) + 0.9
-    figure = Figure(figsize=(12, height), dpi=dpi)
-    FigureCanvasAgg(figure)
-    # fixed margins (in inches): constrained layout would cost a second per plot
-    figure.subplots_adjust(left=0.07, right=0.99, wspace=0.15, hspace=0.12,
-                           bottom=0.5 / height, top=1 - 0.4 / height)
-    axes = figure.subplots(len(rows), 2, squeeze=False)
     seconds = max(summary.samples / summary.rate for summary in rows.values())
+    canvas = _canvas(len(rows), dpi)
     for row, (name, summary) in enumerate(rows.items()):
         times, low, high = summary.envelope()
-        # unsmoothed edges: at a few columns a pixel, antialiasing changes nothing a person sees
-        axes[row, 0].fill_between(times, low, high, linewidth=0, antialiased=False)
-        axes[row, 0].set_ylim(-peak, peak)
-        axes[row, 0].set_ylabel(name)
-        axes[row, 1].imshow(specs[name], origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
-                            extent=(0, summary.samples / summary.rate, 0, summary.rate / 2000),
-                            vmin=top - DYNAMIC_RANGE_DB, vmax=top)
-        axes[row, 1].set_ylabel("kHz")
-    for axis in axes.flat:  # ticks are most of the drawing's cost: a few on each axis, time only at the bottom
+        canvas.envelope(row, times, low, high, peak, name)
+        canvas.spectrogram(row, specs[name], summary.samples / summary.rate, summary.rate / 2000,
+                           (top - DYNAMIC_RANGE_DB, top))
+    for axis in canvas.axes.flat:
         axis.set_xlim(0, seconds)
-        axis.yaxis.set_major_locator(MaxNLocator(TICKS))
-    for axis in axes[:-1].flat:
-        axis.xaxis.set_major_locator(NullLocator())
-    axes[-1, 0].set_xlabel("seconds")
-    axes[-1, 1].set_xlabel("seconds")
-    figure.suptitle(title)
+    canvas.figure.suptitle(title)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    canvas.figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+class _Canvas:
+    """One figure with its axes, ticks and images, redrawn for track after track: making the axes took a
+    third of a plot's time, and a redraw reuses the tick artists as well."""
+
+    def __init__(self, rows: int, dpi: int):
+        height = 1.8 * rows + 0.9
+        self.figure = Figure(figsize=(12, height), dpi=dpi)
+        FigureCanvasAgg(self.figure)
+        # fixed margins (in inches): constrained layout would cost a second per plot
+        self.figure.subplots_adjust(left=0.07, right=0.99, wspace=0.15, hspace=0.12,
+                                    bottom=0.5 / height, top=1 - 0.4 / height)
+        self.axes = self.figure.subplots(rows, 2, squeeze=False)
+        self.fills: list = [None] * rows
+        self.images = [axis.imshow(np.zeros((1, 1)), origin="lower", aspect="auto", cmap="magma",
+                                   interpolation="nearest") for axis in self.axes[:, 1]]
+        for axis in self.axes[:, 1]:
+            axis.set_ylabel("kHz")
+        for axis in self.axes.flat:  # ticks are most of the drawing's cost: a few on each axis, time only at the bottom
+            axis.yaxis.set_major_locator(MaxNLocator(TICKS))
+        for axis in self.axes[:-1].flat:
+            axis.xaxis.set_major_locator(NullLocator())
+        self.axes[-1, 0].set_xlabel("seconds")
+        self.axes[-1, 1].set_xlabel("seconds")
+
+    def envelope(self, row: int, times: np.ndarray, low: np.ndarray, high: np.ndarray, peak: float,
+                 name: str) -> None:
+        axis = self.axes[row, 0]
+        if self.fills[row] is not None:
+            self.fills[row].remove()
+        # unsmoothed edges: at a few columns a pixel, antialiasing changes nothing a person sees
+        self.fills[row] = axis.fill_between(times, low, high, linewidth=0, antialiased=False, facecolor="C0")
+        axis.set_ylim(-peak, peak)
+        axis.set_ylabel(name)
+
+    def spectrogram(self, row: int, spec_db: np.ndarray, seconds: float, khz: float,
+                    limits: tuple[float, float]) -> None:
+        image = self.images[row]
+        image.set_data(spec_db)
+        image.set_extent((0, seconds, 0, khz))
+        image.set_clim(*limits)  # set_extent sets the axes' limits too
+
+
+_CANVASES = threading.local()  # each thread its own: Beam runs several tracks at once in one process
+
+
+def _canvas(rows: int, dpi: int) -> _Canvas:
+    canvases = getattr(_CANVASES, "by_shape", None)
+    if canvases is None:
+        canvases = _CANVASES.by_shape = {}
+    if (rows, dpi) not in canvases:
+        canvases[(rows, dpi)] = _Canvas(rows, dpi)
+    return canvases[(rows, dpi)]
 
 
 def render_track(mix: np.ndarray, stems: dict[str, np.ndarray], sample_rate: int, title: str,

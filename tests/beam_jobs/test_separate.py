@@ -193,6 +193,39 @@ def test_plot_of_silence_renders():
     assert plots.render_track(silence, {"vocals": silence}, 8000, "quiet").startswith(PNG_MAGIC)
 
 
+def test_a_plot_drawn_after_another_track_is_the_plot_drawn_fresh():
+    """Each thread redraws one figure track after track: nothing of the last track (its envelopes, limits,
+    colours, row names, title) may show in the next one's pixels."""
+    import io
+    import threading
+
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    loud = {name: rng.uniform(-0.9, 0.9, (44100 * 30, 2)).astype(np.float32) for name in ("vocals", "drums", "rest")}
+    quiet = {name: 0.1 * np.sin(np.arange(22050 * 7)[:, None] * 0.01 * (k + 1)) * np.ones(2)
+             for k, name in enumerate(("voice", "beat", "rest"))}
+
+    def pixels(png: bytes) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+    def in_new_thread(tracks: list) -> list[bytes]:  # a thread of its own: a figure of its own
+        drawn = []
+        worker = threading.Thread(target=lambda: drawn.extend(plots.render_track(mix, stems, rate, title)
+                                                              for mix, stems, rate, title in tracks))
+        worker.start()
+        worker.join()
+        return drawn
+
+    first = (loud["vocals"] + loud["drums"], loud, 44100, "loud")
+    second = (quiet["voice"], quiet, 22050, "quiet")
+    fresh = in_new_thread([second])[0]
+    after = in_new_thread([first, second])[1]
+    assert fresh.startswith(PNG_MAGIC)
+    np.testing.assert_array_equal(pixels(after), pixels(fresh))
+    assert not np.array_equal(pixels(in_new_thread([first])[0]), pixels(fresh))
+
+
 def _upload(local: Path, remote: str) -> None:
     storage.write_bytes_atomic(remote, local.read_bytes())
 
