@@ -15,8 +15,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from model.config import MIXTURE
-
 SCHEMA_VERSION = 1
 AUDIO_DTYPE = "<f2"
 
