@@ -205,16 +205,20 @@ class _Canvas:
         image.set_clim(*limits)  # set_extent sets the axes' limits too
 
 
-_CANVASES = threading.local()  # each thread its own: Beam runs several tracks at once in one process
+class _Canvases(threading.local):
+    """Each thread's figures by (rows, dpi): Beam runs several tracks at once in one process."""
+
+    def __init__(self) -> None:
+        self.by_shape: dict[tuple[int, int], _Canvas] = {}
+
+
+_CANVASES = _Canvases()
 
 
 def _canvas(rows: int, dpi: int) -> _Canvas:
-    canvases = getattr(_CANVASES, "by_shape", None)
-    if canvases is None:
-        canvases = _CANVASES.by_shape = {}
-    if (rows, dpi) not in canvases:
-        canvases[(rows, dpi)] = _Canvas(rows, dpi)
-    return canvases[(rows, dpi)]
+    if (rows, dpi) not in _CANVASES.by_shape:
+        _CANVASES.by_shape[(rows, dpi)] = _Canvas(rows, dpi)
+    return _CANVASES.by_shape[(rows, dpi)]
 
 
 def render_track(mix: np.ndarray, stems: dict[str, np.ndarray], sample_rate: int, title: str,

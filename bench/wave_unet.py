@@ -111,15 +111,16 @@ def train_wave_unet(args, config) -> dict:
 
 
 def score_mask_model(args, config) -> dict:
+    import numpy as np
     import tensorflow as tf
 
     from model.separator import Separator
     from trainer import data
     from trainer.validation import separate_crops
 
-    loaded = tf.saved_model.load(os.path.join(args.score_mask_model, "saved_model"))
-    serve = loaded.signatures["serving_default"]
-    params = int(sum(v.shape.num_elements() for v in serve.variables))
+    # counted from the variables' checkpoint: the separator below is what loads the SavedModel
+    variables = tf.train.list_variables(os.path.join(args.score_mask_model, "saved_model", "variables", "variables"))
+    params = sum(int(np.prod(shape)) for name, shape in variables if "OBJECT_GRAPH" not in name)
     crops = data.validation_crops(args.data, config)
     separator = Separator.load(args.score_mask_model)
     separate = lambda mix: separate_crops(separator, mix.numpy())  # noqa: E731

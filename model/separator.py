@@ -112,7 +112,6 @@ class Separator:
                 for first in range(0, channels, width)]
 
 
-
 class _GroupStream:
     """One group of `audio.channels` input channels: resample to the front end's processing rate, separate,
     resample back. Streaming soxr resamplers give the same samples as resampling the whole song."""

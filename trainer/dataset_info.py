@@ -15,7 +15,6 @@ from model.config import DATASET_FILE, Config
 from model.frontend import records_rate
 
 
-
 class DatasetError(ValueError):
     """The data folder cannot be trained from with this config."""
 
