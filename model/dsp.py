@@ -54,12 +54,11 @@ def overlap_add(spectra: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     channels, frames = spectra.shape[:2]
     blocks = -(-n_fft // hop)  # hop-long pieces of a frame (the last one may be short)
     signal = scipy.fft.irfft(spectra, n=n_fft, axis=-1)  # [channels, frames, n_fft]
-    window = _hann(n_fft)
+    signal *= _hann(n_fft)  # in place: a windowed copy per slab cost a fifth more
     total = np.zeros((channels, frames + blocks - 1, hop), dtype=np.float32)
     for block in range(blocks):
         piece = slice(block * hop, min(n_fft, (block + 1) * hop))
-        width = piece.stop - piece.start
-        total[:, block: block + frames, :width] += signal[:, :, piece] * window[piece]
+        total[:, block: block + frames, : piece.stop - piece.start] += signal[:, :, piece]
     return total.reshape(channels, -1)[:, : (frames - 1) * hop + n_fft]
 
 
