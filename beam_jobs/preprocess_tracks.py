@@ -175,8 +175,11 @@ def resample_song(song: Song, rate: int) -> Song:
 
 
 def patch_starts(samples: int, patch_samples: int) -> list[int]:
-    """Non-overlapping patches; the last one ends with the song, so no audio is lost."""
-    return dsp.chunk_starts(samples, patch_samples, overlap=0.0)
+    """Back-to-back patches; the last one ends with the song (overlapping the one before), so no audio is
+    lost. A song shorter than a patch is one patch at 0."""
+    if samples <= patch_samples:
+        return [0]
+    return [*range(0, samples - patch_samples, patch_samples), samples - patch_samples]
 
 
 def cut_patches(song: Song, patch_samples: int) -> Iterator[Patch]:

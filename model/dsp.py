@@ -139,16 +139,6 @@ def extend_mask(mask: np.ndarray, total_bins: int) -> np.ndarray:
     return np.concatenate([mask, np.broadcast_to(average, shape)], axis=-2)
 
 
-def chunk_starts(length: int, segment: int, overlap: float) -> list[int]:
-    """Start offsets of segments of `segment` samples covering `length`, overlapping by `overlap`."""
-    if length <= segment:
-        return [0]
-    stride = max(1, int(segment * (1.0 - overlap)))
-    starts = list(range(0, length - segment, stride))
-    starts.append(length - segment)
-    return starts
-
-
 @functools.lru_cache(maxsize=16)  # a song's patches share a handful of lengths
 def crossfade_weight(segment: int, fade: int, fade_in: bool, fade_out: bool) -> np.ndarray:
     """Per-step weight of a segment (of samples or of STFT frames) in a cross-faded overlap-add: linear

@@ -236,6 +236,8 @@ def test_patch_starts_and_shard_helpers():
     assert patch_starts(250, 100) == [0, 100, 150]
     assert patch_starts(200, 100) == [0, 100]
     assert patch_starts(60, 100) == [0]
+    assert patch_starts(100, 100) == [0]
+    assert patch_starts(101, 100) == [0, 1]
     assert record_key("A - One", 8000) == record_key("A - One", 8000) != record_key("A - One", 0)
     # sha256 of '["A - One", 0]': the same on every machine, unlike Python's hash()
     assert record_key("A - One", 0).startswith(hashlib.sha256(b'["A - One", 0]').hexdigest()[:12])
