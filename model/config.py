@@ -66,6 +66,8 @@ class TrainingConfig:
     # 0: cosine decay over the whole run; n > 0: the rate halves every n steps, whatever the run's
     # length, so a run stopped after k epochs is exactly the first k epochs of a longer one
     lr_half_life_steps: int = 0
+    # 0: export the epoch with the best validation SDR; n > 0: the mean of the last n epochs' weights
+    average_epochs: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

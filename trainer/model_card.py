@@ -12,8 +12,9 @@ MUSDB_TERMS = ("A model trained on MUSDB18 material (including its 7-second prev
 
 
 def render_model_card(config: Config, data: dict[str, Any], best: dict[str, float] | None,
-                      epochs_run: int) -> str:
-    """`data` holds "description", "location" and the dataset.json `info`; `best` is the exported epoch's row."""
+                      epochs_run: int, averaged: list[int] = ()) -> str:
+    """`data` holds "description", "location" and the dataset.json `info`; `best` is the row of the epoch with
+    the best validation SDR, exported unless `averaged` lists the epochs whose mean weights were."""
     lines = [
         "# Audio-Track Separator model", "",
         f"Separates a song into {', '.join(config.network.heads)} and the residual (everything else).", "",
@@ -24,7 +25,7 @@ def render_model_card(config: Config, data: dict[str, Any], best: dict[str, floa
         "## Architecture", "",
         _architecture(config), "",
         "## Training", "",
-        *_training_lines(config, best, epochs_run), "",
+        *_training_lines(config, best, epochs_run, averaged), "",
         "## Terms of use", "",
         _terms(data), "",
         "## Config", "",
@@ -73,7 +74,8 @@ def _filtering(config: Config) -> str:
     return ""
 
 
-def _training_lines(config: Config, best: dict[str, float] | None, epochs_run: int) -> list[str]:
+def _training_lines(config: Config, best: dict[str, float] | None, epochs_run: int,
+                    averaged: list[int]) -> list[str]:
     training = config.training
     lines = [f"- {epochs_run} of up to {training.epochs} epochs x {training.steps_per_epoch} steps, batch "
              f"{training.batch_size}; Adam, learning rate {training.learning_rate} {_schedule(config)}; L1 loss "
@@ -81,8 +83,12 @@ def _training_lines(config: Config, best: dict[str, float] | None, epochs_run: i
     if best:
         losses = ", ".join(f"{key} {value:.5f}" for key, value in best.items() if key.endswith("loss"))
         sdrs = ", ".join(f"{key} {value:.2f} dB" for key, value in best.items() if key.startswith("val_sdr"))
-        lines.append(f"- exported epoch {int(best['epoch']) + 1} (highest val_sdr): {losses}")
+        if averaged:
+            lines.append(f"- exported the mean of the weights of epochs {averaged[0]}-{averaged[-1]}; the epoch "
+                         f"with the highest val_sdr was {int(best['epoch']) + 1}: {losses}")
+        else:
+            lines.append(f"- exported epoch {int(best['epoch']) + 1} (highest val_sdr): {losses}")
         if sdrs:
-            lines.append(f"- validation SDR (a proxy: full band at the records' rate, through the separator; see "
-                         f"trainer/validation.py): {sdrs}")
+            lines.append(f"- validation SDR of epoch {int(best['epoch']) + 1} (a proxy: full band at the records' "
+                         f"rate, through the separator; see trainer/validation.py): {sdrs}")
     return lines

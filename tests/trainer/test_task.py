@@ -201,3 +201,37 @@ def test_only_the_chief_writes(monkeypatch, tf_config, chief):
     else:
         monkeypatch.setenv("TF_CONFIG", tf_config)
     assert is_chief() is chief
+
+
+def test_averaging_exports_the_mean_of_the_last_epochs_weights(trained, tmp_path):
+    from model.config import Config
+    from model.export import export_model
+    from model.separator import Separator
+    from trainer import callbacks, network
+    from trainer.paths import RunDirs
+    from trainer.publish import publish
+    from trainer.training import TrainedRun
+
+    config = Config.load(trained["model"]).replace(training__average_epochs=2)
+    checkpoints = str(trained["root"] / "model.work" / "checkpoints")
+    _, unet = network.build_training_model(config, "float32")
+    with contextlib.redirect_stdout(io.StringIO()):
+        publish(TrainedRun(unet, "val_sdr", chief=True), config,
+                RunDirs(str(tmp_path / "averaged"), checkpoints, str(tmp_path / "logs")), {})
+    # the reference: the two epochs' weights averaged here, and each epoch on its own
+    epochs = []
+    for epoch in (1, 2):
+        unet.load_weights(callbacks.epoch_weights_path(checkpoints, epoch))
+        epochs.append(unet.get_weights())
+        export_model(unet, config, tmp_path / f"epoch-{epoch}")
+    unet.set_weights([(first + second) / 2 for first, second in zip(*epochs)])
+    export_model(unet, config, tmp_path / "mean")
+    magnitude = np.random.default_rng(0).random(
+        (1, config.network.patch_frames, config.stft.bins, config.audio.channels), dtype=np.float32)
+    masks = {name: Separator.load(tmp_path / name).mask_fn(magnitude)
+             for name in ("averaged", "mean", "epoch-1", "epoch-2")}
+    for head in config.network.heads:
+        np.testing.assert_allclose(masks["averaged"][head], masks["mean"][head], atol=1e-6)
+        for epoch in ("epoch-1", "epoch-2"):
+            assert np.abs(masks["averaged"][head] - masks[epoch][head]).max() > 1e-4
+    assert "exported the mean of the weights of epochs 1-2" in (tmp_path / "averaged" / "MODEL_CARD.md").read_text()
