@@ -42,14 +42,17 @@ def examples_per_second(data_dir: str, config_path: str, steps: int, warmup: int
 
 
 def run_wall_time(model_dir: str) -> dict:
+    from model.config import Config
     from trainer.history import best_row, read_history
 
     rows = read_history(str(Path(model_dir) / "history.csv"))
     if not rows or "epoch_s" not in rows[0]:
         raise SystemExit(f"{model_dir}/history.csv has no epoch_s column")
     best = best_row(rows, "val_sdr", "max")
-    upto = [row["epoch_s"] for row in rows if row["epoch"] <= best["epoch"]]
-    return {"epochs_run": len(rows), "exported_epoch": int(best["epoch"]) + 1,
+    # an export averaged over the last epochs needs the whole run
+    last = rows[-1] if Config.load(model_dir).training.average_epochs else best
+    upto = [row["epoch_s"] for row in rows if row["epoch"] <= last["epoch"]]
+    return {"epochs_run": len(rows), "exported_epoch": int(last["epoch"]) + 1,
             "minutes_to_exported_epoch": round(sum(upto) / 60, 1),
             "minutes_whole_run": round(sum(row["epoch_s"] for row in rows) / 60, 1),
             **{key: round(value, 2) for key, value in best.items() if key.startswith("val_sdr")}}
