@@ -1,7 +1,9 @@
 """Records as sharded JSON-lines files: written by Beam's text sink, read back by the names a run's summary
 file lists, and the shards an earlier run left beside them removed.
 
-    OUT/<prefix>-SSSSS-of-NNNNN.jsonl   one JSON object per line; the shard count is the runner's choice
+    OUT/<prefix>-<tag>-SSSSS-of-NNNNN.jsonl   one JSON object per line; the shard count is the runner's choice,
+                                              the tag is new for every run, so two runs at once on one
+                                              output never write over each other's shards
 
 Used by separate (manifest, dead letter) and preprocess (track list, dead letter), so that no step
 gathers a catalogue's records onto one worker.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
@@ -23,16 +26,17 @@ DEAD_LETTER = "dead_letter"  # every job's failed inputs: OUT/dead_letter-*.json
 
 
 class WriteRecords(beam.PTransform):
-    """Records -> OUT/<prefix>-SSSSS-of-NNNNN.jsonl, one JSON object per line; yields the shards' paths."""
+    """Records -> OUT/<prefix>-<tag>-SSSSS-of-NNNNN.jsonl, one JSON object per line; yields the shards' paths."""
 
     def __init__(self, output: str, prefix: str):
         super().__init__()
-        self.output, self.prefix = output, prefix
+        self.output, self.prefix, self.tag = output, prefix, uuid.uuid4().hex[:12]
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         return (records
                 | "ToJson" >> beam.Map(json.dumps, sort_keys=True)
-                | "WriteShards" >> beam.io.WriteToText(storage.join(self.output, self.prefix), file_name_suffix=SUFFIX))
+                | "WriteShards" >> beam.io.WriteToText(storage.join(self.output, f"{self.prefix}-{self.tag}"),
+                                                       file_name_suffix=SUFFIX))
 
 
 def names(paths: Iterable[str]) -> list[str]:
@@ -49,10 +53,13 @@ def read(output: str, shard_names: Iterable[str]) -> Iterator[dict[str, Any]]:
                     yield json.loads(line)
 
 
-def delete_stale(output: str, prefixes: Iterable[str], keep: Iterable[str]) -> None:
-    """Delete OUT/<prefix>-*-of-*.jsonl shards not in `keep` (paths or names): an earlier run's, written
-    with another shard count. Best effort."""
+def delete_stale(output: str, prefixes: Iterable[str], keep: Iterable[str],
+                 written_before: float | None = None) -> None:
+    """Delete OUT/<prefix>-*-of-*.jsonl shards not in `keep` (paths or names): earlier runs'. With
+    `written_before` (this run's start, epoch seconds), only shards last written before it: a run going on
+    beside this one keeps its shards, which its own summary may name. Best effort."""
     kept = set(names(keep))
     patterns = [storage.join(output, f"{prefix}-*-of-*{SUFFIX}") for prefix in prefixes]
     storage.delete_quietly([m.path for result in FileSystems.match(patterns) for m in result.metadata_list
-                            if storage.basename(m.path) not in kept])
+                            if storage.basename(m.path) not in kept
+                            and (written_before is None or m.last_updated_in_seconds < written_before)])

@@ -111,7 +111,7 @@ def finish_run(summary: dict, output: str, started: float, manifest_shards: list
                MANIFEST + "_shards": jsonl_shards.names(manifest_shards),
                DEAD_LETTER + "_shards": jsonl_shards.names(dead_letter_shards)}
     storage.write_text_atomic(storage.join(output, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
-    jsonl_shards.delete_stale(output, (MANIFEST, DEAD_LETTER), [*manifest_shards, *dead_letter_shards])
+    jsonl_shards.delete_stale(output, (MANIFEST, DEAD_LETTER), [*manifest_shards, *dead_letter_shards], started)
     storage.write_text_atomic(storage.join(output, INDEX_FILE), render_index(summary, output))
     line = summary_line(summary)
     log.info(line)
