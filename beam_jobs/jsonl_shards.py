@@ -53,13 +53,12 @@ def read(output: str, shard_names: Iterable[str]) -> Iterator[dict[str, Any]]:
                     yield json.loads(line)
 
 
-def delete_stale(output: str, prefixes: Iterable[str], keep: Iterable[str],
-                 written_before: float | None = None) -> None:
-    """Delete OUT/<prefix>-*-of-*.jsonl shards not in `keep` (paths or names): earlier runs'. With
-    `written_before` (this run's start, epoch seconds), only shards last written before it: a run going on
-    beside this one keeps its shards, which its own summary may name. Best effort."""
+def delete_stale(output: str, prefixes: Iterable[str], keep: Iterable[str], written_before: float) -> None:
+    """Delete OUT/<prefix>-*-of-*.jsonl shards not in `keep` (paths or names) last written before
+    `written_before` (this run's start, epoch seconds): earlier runs'. A run going on beside this one keeps
+    its shards, which its own summary may name. Best effort."""
     kept = set(names(keep))
     patterns = [storage.join(output, f"{prefix}-*-of-*{SUFFIX}") for prefix in prefixes]
     storage.delete_quietly([m.path for result in FileSystems.match(patterns) for m in result.metadata_list
                             if storage.basename(m.path) not in kept
-                            and (written_before is None or m.last_updated_in_seconds < written_before)])
+                            and m.last_updated_in_seconds < written_before])

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
@@ -71,6 +72,7 @@ def load_config(args: argparse.Namespace) -> Config:
 def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config,
           run_id: str | None = None) -> None:
     """Add the preprocess steps to `pipeline`; `run_id` names the progress bar the steps advance."""
+    started = time.time()  # track lists older than this are an earlier run's
     root, output = storage.absolute(args.input).rstrip("/"), storage.absolute(args.output)
     rate = records_rate(config)
     patch_samples = round(config.data.patch_seconds * rate)
@@ -108,7 +110,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, config: Config,
          | "WriteDatasetJson" >> beam.Map(
              write_dataset, output, _header(args, config, root, patch_samples),
              beam.pvalue.AsSingleton(shards), beam.pvalue.AsSingleton(dead_count),
-             beam.pvalue.AsList(track_files), beam.pvalue.AsList(dead_files)))
+             beam.pvalue.AsList(track_files), beam.pvalue.AsList(dead_files), started))
 
 
 def _total_found(total: int, run_id: str | None) -> None:

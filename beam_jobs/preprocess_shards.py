@@ -118,7 +118,7 @@ class SplitTotals(beam.CombineFn):
 
 
 def write_dataset(totals: dict, output: str, header: dict, shards: list[dict], dead_letters: int,
-                  track_lists: list[str], dead_letter_lists: list[str]) -> dict:
+                  track_lists: list[str], dead_letter_lists: list[str], started: float) -> dict:
     """dataset.json: what the trainer needs to read the shards; every path in it is relative to it."""
     splits = {split: {**totals.get(split, {"track_count": 0, "patch_count": 0, "audio_seconds": 0.0}),
                       "shards": sorted(s["file"] for s in shards if s["split"] == split)} for split in SPLITS}
@@ -126,7 +126,7 @@ def write_dataset(totals: dict, output: str, header: dict, shards: list[dict], d
                TRACKS + "_files": jsonl_shards.names(track_lists),
                DEAD_LETTER + "_files": jsonl_shards.names(dead_letter_lists)}
     _delete_stale_shards(output, {s["file"] for s in shards})
-    jsonl_shards.delete_stale(output, (TRACKS, DEAD_LETTER), [*track_lists, *dead_letter_lists])
+    jsonl_shards.delete_stale(output, (TRACKS, DEAD_LETTER), [*track_lists, *dead_letter_lists], started)
     storage.write_text_atomic(storage.join(output, DATASET_FILE), json.dumps(dataset, indent=2) + "\n")
     return dataset
 

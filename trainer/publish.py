@@ -28,11 +28,11 @@ def publish(run: TrainedRun, config: Config, dirs: paths.RunDirs, data: dict[str
     rows = read_history(storage.join(dirs.checkpoint_dir, HISTORY_FILE))
     best = best_row(rows, run.monitor, run.mode) if run.monitor else (rows[-1] if rows else None)
     last = rows[-config.training.average_epochs:] if config.training.average_epochs else []
-    averaged = [int(row["epoch"]) + 1 for row in last
-                if storage.exists(callbacks.epoch_weights_path(dirs.checkpoint_dir, int(row["epoch"]) + 1))]
+    saved = {epoch: callbacks.epoch_weights_path(dirs.checkpoint_dir, epoch)
+             for epoch in (int(row["epoch"]) + 1 for row in last)}
+    averaged = [epoch for epoch, path in saved.items() if storage.exists(path)]
     if averaged:
-        run.unet.set_weights(mean_weights(run.unet, [callbacks.epoch_weights_path(dirs.checkpoint_dir, epoch)
-                                                     for epoch in averaged]))
+        run.unet.set_weights(mean_weights(run.unet, [saved[epoch] for epoch in averaged]))
     elif best:
         weights = callbacks.epoch_weights_path(dirs.checkpoint_dir, int(best["epoch"]) + 1)
         if storage.exists(weights):
