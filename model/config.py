@@ -68,6 +68,9 @@ class TrainingConfig:
     lr_half_life_steps: int = 0
     # 0: export the epoch with the best validation SDR; n > 0: the mean of the last n epochs' weights
     average_epochs: int = 0
+    # 0: crops play at the songs' speed; s > 0: each patch plays at a random speed within +-s semitones
+    # (pitch and tempo together, as a tape run faster or slower; trainer/data.py)
+    speed_semitones: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

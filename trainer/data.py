@@ -4,8 +4,8 @@ Shards are `DATA/<split>/*.tfrecord` or `*.tfrecord.gz`, waveforms at the record
 (model/frontend.py). Every example is a segment of `(patch_frames - 1) * hop` samples at that rate (the hop
 scaled with it), so its centred STFT has exactly `patch_frames` frames; the network's input and targets are
 the front end's magnitudes of the mixture and of each head's stem.
-Training crops at random and remixes stems across patches (new mixes the network has never heard);
-validation takes fixed crops of the real mixtures, the same every epoch.
+Training crops at random, optionally at a random speed, and remixes stems across patches (new mixes the
+network has never heard); validation takes fixed crops of the real mixtures, the same every epoch.
 Shapes: stems [stems, samples, channels] per patch; magnitudes [batch, frames, bins, channels].
 """
 from __future__ import annotations
@@ -44,10 +44,13 @@ def training_waveforms(data_dir: str, config: Config, split: str = "train") -> t
     files = _require_shards(data_dir, split)
     heads = _check_heads(config)
     segment, channels = segment_samples(config), config.audio.channels
+    semitones = config.training.speed_semitones
+    crop = ((lambda stems: _random_speed_crop(stems, segment, semitones)) if semitones
+            else (lambda stems: _random_crop(stems, segment)))
     sources = (_records(files, training=True)
                .shuffle(SHUFFLE_BUFFER)
                .map(lambda record: _parse(record, STEM_NAMES, channels), num_parallel_calls=AUTOTUNE)
-               .map(lambda stems: _random_crop(stems, segment), num_parallel_calls=AUTOTUNE))
+               .map(crop, num_parallel_calls=AUTOTUNE))
     group = len(heads) + 1  # one patch per head and one for the rest
     examples = (sources.batch(group, drop_remainder=True)
                 .map(lambda patches: _remix(patches, heads), num_parallel_calls=AUTOTUNE)
@@ -121,6 +124,28 @@ def _pad_to(stems: tf.Tensor, segment: int) -> tf.Tensor:
 def _random_crop(stems: tf.Tensor, segment: int) -> tf.Tensor:
     """One random segment, at the same offset in every stem."""
     return tf.image.random_crop(_pad_to(stems, segment), [stems.shape[0], segment, stems.shape[2]])
+
+
+def _random_speed_crop(stems: tf.Tensor, segment: int, semitones: float) -> tf.Tensor:
+    """One random segment played at a random speed within +-`semitones`, the same in every stem."""
+    ratio = 2.0 ** (tf.random.uniform([], -semitones, semitones) / 12.0)
+    span = tf.cast(tf.math.ceil(segment * ratio), tf.int32) + 1
+    padded = _pad_to(stems, span)
+    window = tf.image.random_crop(padded, tf.stack([stems.shape[0], span, stems.shape[2]]))
+    return play_at_speed(window, ratio, segment)
+
+
+def play_at_speed(stems: tf.Tensor, ratio: tf.Tensor, segment: int) -> tf.Tensor:
+    """[stems, samples, channels] played `ratio` times faster, `segment` samples long: every frequency
+    times `ratio`. Needs ceil(segment x ratio) + 1 samples. Linear interpolation: at the records' 44.1 kHz
+    its images land in the model's band (under 5.5 kHz) at least 30 dB down, and its droop there is
+    under 0.5 dB (tests/trainer/test_data.py)."""
+    positions = tf.range(segment, dtype=tf.float32) * tf.cast(ratio, tf.float32)
+    left = tf.cast(tf.floor(positions), tf.int32)
+    fraction = (positions - tf.cast(left, tf.float32))[None, :, None]
+    before, after = tf.gather(stems, left, axis=1), tf.gather(stems, left + 1, axis=1)
+    played = before + fraction * (after - before)
+    return tf.ensure_shape(played, [stems.shape[0], segment, stems.shape[2]])
 
 
 def _fixed_crops(stems: tf.Tensor, segment: int) -> tf.Tensor:

@@ -74,12 +74,17 @@ def _filtering(config: Config) -> str:
     return ""
 
 
+def _speed_text(semitones: float) -> str:
+    return f", each song at a random speed within +-{semitones:g} semitones" if semitones else ""
+
+
 def _training_lines(config: Config, best: dict[str, float] | None, epochs_run: int,
                     averaged: list[int]) -> list[str]:
     training = config.training
     lines = [f"- {epochs_run} of up to {training.epochs} epochs x {training.steps_per_epoch} steps, batch "
              f"{training.batch_size}; Adam, learning rate {training.learning_rate} {_schedule(config)}; L1 loss "
-             "on mask x mix magnitude per head; stems remixed across songs, random gains and channel swaps"]
+             "on mask x mix magnitude per head; stems remixed across songs, random gains and channel swaps"
+             + _speed_text(training.speed_semitones)]
     if best:
         losses = ", ".join(f"{key} {value:.5f}" for key, value in best.items() if key.endswith("loss"))
         sdrs = ", ".join(f"{key} {value:.2f} dB" for key, value in best.items() if key.startswith("val_sdr"))

@@ -55,6 +55,87 @@ def test_augmented_mixture_is_the_sum_of_gained_sources():
         assert gains and GAIN_RANGE[0] <= gains[0] <= GAIN_RANGE[1]
 
 
+RECORDS_RATE = 44100
+
+
+def _tone(frequency: float, samples: int) -> np.ndarray:
+    return np.sin(2 * np.pi * frequency * np.arange(samples) / RECORDS_RATE).astype(np.float32)
+
+
+def _spectrum(wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frequencies and magnitudes of a Hann-windowed wave at the records' rate."""
+    return (np.fft.rfftfreq(len(wave), 1 / RECORDS_RATE),
+            np.abs(np.fft.rfft(wave * np.hanning(len(wave)))))
+
+
+@pytest.mark.parametrize("frequency", [300.0, 3000.0, 5000.0])
+@pytest.mark.parametrize("semitones", [-2.0, 1.0, 2.0])
+def test_play_at_speed_moves_every_frequency_and_keeps_the_models_band_clean(frequency, semitones):
+    import tensorflow as tf
+
+    from trainer.data import play_at_speed
+
+    segment, ratio = 32768, 2 ** (semitones / 12)
+    tone = _tone(frequency, int(np.ceil(segment * ratio)) + 1)
+    played = play_at_speed(tf.constant(tone[None, :, None]), tf.constant(ratio), segment).numpy()[0, :, 0]
+    frequencies, magnitude = _spectrum(played)
+    peak = np.argmax(magnitude)
+    assert abs(frequencies[peak] - frequency * ratio) <= RECORDS_RATE / segment
+    _, reference = _spectrum(_tone(frequency * ratio, segment))
+    assert abs(20 * np.log10(magnitude[peak] / reference.max())) < 0.5  # the interpolation's droop
+    band = (frequencies < 5512.5) & (np.abs(frequencies - frequencies[peak]) > 50)
+    assert 20 * np.log10(magnitude[band].max() / magnitude[peak]) < -30  # its images in the model's band
+
+
+def test_speed_crops_play_all_stems_of_a_patch_at_one_random_speed_within_range():
+    import tensorflow as tf
+
+    from trainer.data import _random_speed_crop
+
+    frequency, segment, semitones = 1000.0, 16384, 2.0
+    tone = _tone(frequency, 3 * segment)
+    stems = tf.constant(np.stack([tone, 0.5 * tone])[:, :, None])
+    peaks = []
+    for _ in range(12):
+        crop = _random_speed_crop(stems, segment, semitones).numpy()
+        assert crop.shape == (2, segment, 1)
+        np.testing.assert_allclose(crop[1], 0.5 * crop[0], atol=1e-6)  # same offset, same speed
+        frequencies, magnitude = _spectrum(crop[0, :, 0])
+        peaks.append(frequencies[np.argmax(magnitude)])
+    slack = RECORDS_RATE / segment
+    assert min(peaks) >= frequency * 2 ** (-semitones / 12) - slack
+    assert max(peaks) <= frequency * 2 ** (semitones / 12) + slack
+    assert max(peaks) - min(peaks) > 4 * slack  # the speed changes from crop to crop
+
+
+def test_training_batches_take_the_configured_speed_range(tmp_path, tiny_config):
+    import tensorflow as tf
+
+    from model.config import STEM_NAMES
+    from model.records import encode_patch
+    from trainer import data
+
+    frequency, samples = 1000.0, int(tiny_config.data.patch_seconds * RECORDS_RATE)
+    (tmp_path / "train").mkdir()
+    with tf.io.TFRecordWriter(str(tmp_path / "train" / "train-00000-of-00001.tfrecord")) as writer:
+        stems = {name: np.stack([_tone(frequency, samples)] * 2, axis=1) for name in STEM_NAMES}
+        for number in range(4):
+            writer.write(encode_patch(f"track{number}", "train", 0, RECORDS_RATE,
+                                      {"mixture": sum(stems.values()), **stems}))
+
+    def vocals_peaks(config) -> list[float]:
+        batch = next(iter(data.training_waveforms(str(tmp_path), config))).numpy()
+        vocals = batch[:, data.STEMS.index("vocals"), :, 0]
+        return [_spectrum(wave)[0][np.argmax(_spectrum(wave)[1])] for wave in vocals]
+
+    slack = RECORDS_RATE / data.segment_samples(tiny_config)
+    config = tiny_config.replace(training__batch_size=16)
+    assert all(abs(peak - frequency) <= slack for peak in vocals_peaks(config))
+    peaks = vocals_peaks(config.replace(training__speed_semitones=2.0))
+    assert max(peaks) - min(peaks) > 4 * slack
+    assert frequency * 2 ** (-2 / 12) - slack <= min(peaks) and max(peaks) <= frequency * 2 ** (2 / 12) + slack
+
+
 def test_validation_is_fixed_crops_of_the_real_mixture(data_dir, tiny_config):
     import tensorflow as tf
 
