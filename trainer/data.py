@@ -139,7 +139,9 @@ def play_at_speed(stems: tf.Tensor, ratio: tf.Tensor, segment: int) -> tf.Tensor
     """[stems, samples, channels] played `ratio` times faster, `segment` samples long: every frequency
     times `ratio`. Needs ceil(segment x ratio) + 1 samples. Linear interpolation: at the records' 44.1 kHz
     its images land in the model's band (under 5.5 kHz) at least 30 dB down, and its droop there is
-    under 0.5 dB (tests/trainer/test_data.py)."""
+    under 0.5 dB (tests/trainer/test_data.py). Written here because a tf.data map needs graph ops and
+    TensorFlow has no resampler of arbitrary ratio; soxr through tf.numpy_function would hold the GIL
+    inside the parallel input pipeline."""
     positions = tf.range(segment, dtype=tf.float32) * tf.cast(ratio, tf.float32)
     left = tf.cast(tf.floor(positions), tf.int32)
     fraction = (positions - tf.cast(left, tf.float32))[None, :, None]
