@@ -116,22 +116,20 @@ def _parse(record: tf.Tensor, names: tuple[str, ...], channels: int) -> tf.Tenso
     return tf.stack([parsed[name] for name in names])
 
 
-def _pad_to(stems: tf.Tensor, segment: int) -> tf.Tensor:
+def _pad_to(stems: tf.Tensor, segment: int | tf.Tensor) -> tf.Tensor:
     short = tf.maximum(segment - tf.shape(stems)[1], 0)
     return tf.pad(stems, [[0, 0], [0, short], [0, 0]])
 
 
-def _random_crop(stems: tf.Tensor, segment: int) -> tf.Tensor:
-    """One random segment, at the same offset in every stem."""
-    return tf.image.random_crop(_pad_to(stems, segment), [stems.shape[0], segment, stems.shape[2]])
+def _random_crop(stems: tf.Tensor, length: int | tf.Tensor) -> tf.Tensor:
+    """One random segment of `length` samples, at the same offset in every stem."""
+    return tf.image.random_crop(_pad_to(stems, length), [stems.shape[0], length, stems.shape[2]])
 
 
 def _random_speed_crop(stems: tf.Tensor, segment: int, semitones: float) -> tf.Tensor:
     """One random segment played at a random speed within +-`semitones`, the same in every stem."""
     ratio = 2.0 ** (tf.random.uniform([], -semitones, semitones) / 12.0)
-    span = tf.cast(tf.math.ceil(segment * ratio), tf.int32) + 1
-    padded = _pad_to(stems, span)
-    window = tf.image.random_crop(padded, tf.stack([stems.shape[0], span, stems.shape[2]]))
+    window = _random_crop(stems, tf.cast(tf.math.ceil(segment * ratio), tf.int32) + 1)
     return play_at_speed(window, ratio, segment)
 
 

@@ -126,7 +126,7 @@ def test_training_batches_take_the_configured_speed_range(tmp_path, tiny_config)
     def vocals_peaks(config) -> list[float]:
         batch = next(iter(data.training_waveforms(str(tmp_path), config))).numpy()
         vocals = batch[:, data.STEMS.index("vocals"), :, 0]
-        return [_spectrum(wave)[0][np.argmax(_spectrum(wave)[1])] for wave in vocals]
+        return [frequencies[np.argmax(magnitude)] for frequencies, magnitude in map(_spectrum, vocals)]
 
     slack = RECORDS_RATE / data.segment_samples(tiny_config)
     config = tiny_config.replace(training__batch_size=16)
