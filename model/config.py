@@ -71,6 +71,9 @@ class TrainingConfig:
     # 0: crops play at the songs' speed; s > 0: each patch plays at a random speed within +-s semitones
     # (pitch and tempo together, as a tape run faster or slower; trainer/data.py)
     speed_semitones: float = 0.0
+    # False: an L1 loss per head only; True: the residual too (the mix magnitude times the residual's
+    # share of the softmax, against the magnitude of the sum of the other stems; trainer/network.py)
+    residual_loss: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

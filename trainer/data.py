@@ -6,6 +6,7 @@ scaled with it), so its centred STFT has exactly `patch_frames` frames; the netw
 the front end's magnitudes of the mixture and of each head's stem.
 Training crops at random, optionally at a random speed, and remixes stems across patches (new mixes the
 network has never heard); validation takes fixed crops of the real mixtures, the same every epoch.
+With `training.residual_loss` the targets also hold the residual: the magnitude of the other stems' sum.
 Shapes: stems [stems, samples, channels] per patch; magnitudes [batch, frames, bins, channels].
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import storage
-from model.config import MIXTURE, STEM_NAMES, Config
+from model.config import MIXTURE, RESIDUAL, STEM_NAMES, Config
 from model.frontend import training_front_end
 from model.records import parse_patch
 from model.unet import magnitude
@@ -196,10 +197,14 @@ def _with_mixture(sources: tf.Tensor) -> tf.Tensor:
 
 def _features(batches: tf.data.Dataset, config: Config) -> tf.data.Dataset:
     heads, front = config.network.heads, training_front_end(config)
+    others = [STEMS.index(name) for name in STEM_NAMES if name not in heads]
 
     def to_features(stems: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         inputs = magnitude(stems[:, 0], front)
         targets = {head: magnitude(stems[:, STEMS.index(head)], front) for head in heads}
+        if config.training.residual_loss:
+            # the sum of the other stems, as the evaluation's residual reference (trainer/evaluate.py)
+            targets[RESIDUAL] = magnitude(tf.reduce_sum(tf.gather(stems, others, axis=1), axis=1), front)
         return inputs, targets
 
     return batches.map(to_features, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

@@ -9,6 +9,7 @@ import io
 import math
 
 from common import storage
+from model.config import RESIDUAL
 from reports.training import HISTORY_FILE, parse_history
 
 CURVES_FILE = "training_curves.png"
@@ -48,14 +49,16 @@ def best_row(rows: list[dict[str, float]], monitor: str, mode: str = "min") -> d
 
 
 def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path: str) -> None:
-    """One panel per head (and the total): training and validation L1 loss per epoch; then validation SDR."""
+    """One panel per head (and the residual, when it was trained), one for the total: training and validation
+    L1 loss per epoch; then validation SDR."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    names = [f"{head}_loss" for head in heads] + ["loss"]
+    trained = (*heads, RESIDUAL) if any(f"{RESIDUAL}_loss" in row for row in rows) else heads
+    names = [f"{stem}_loss" for stem in trained] + ["loss"]
     sdr_panel = any("val_sdr" in row for row in rows)
     figure, axes = plt.subplots(1, len(names) + sdr_panel, figsize=(4 * (len(names) + sdr_panel), 3.2),
                                 squeeze=False)

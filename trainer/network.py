@@ -1,4 +1,5 @@
-"""The training model: the U-Net's masks times the mix magnitude, one L1 loss per head, and its optimizer.
+"""The training model: the U-Net's masks times the mix magnitude, one L1 loss per head (and, with
+`training.residual_loss`, one on the residual: the mix times what the heads' masks leave), and its optimizer.
 
 Keras names each loss after its head (vocals_loss, drums_loss, val_vocals_loss, ...). The U-Net
 inside is what gets exported; the wrapper only exists for training.
@@ -15,7 +16,7 @@ from typing import Iterator
 
 import keras
 
-from model.config import Config
+from model.config import RESIDUAL, Config
 from model.unet import build_unet
 
 FINAL_LEARNING_RATE = 0.05  # the cosine schedule ends at this fraction of the initial rate
@@ -66,12 +67,22 @@ def float32_copy(unet: keras.Model, config: Config) -> keras.Model:
     return copy
 
 
+def trained_stems(config: Config) -> tuple[str, ...]:
+    """The estimates the loss is taken on: the heads, and the residual when `training.residual_loss`."""
+    return (*config.network.heads, RESIDUAL) if config.training.residual_loss else config.network.heads
+
+
 def build_training_model(config: Config, precision: str = "float32") -> tuple[keras.Model, keras.Model]:
     """Return (trainable wrapper, mask U-Net); they share every weight. The wrapper is float32."""
     unet = build_mask_network(config, precision)
     mix = keras.Input(shape=(None, config.stft.bins, config.audio.channels), name="magnitude")
     masks = unet(mix)
     estimates = {head: keras.layers.Multiply(name=head)([masks[head], mix]) for head in config.network.heads}
+    if config.training.residual_loss:
+        # the softmax's residual share, 1 - the heads' masks: what the separator's residual stem gets
+        leftover = keras.layers.Lambda(lambda heads: 1.0 - keras.ops.sum(keras.ops.stack(heads), axis=0),
+                                       name="residual_mask")([masks[head] for head in config.network.heads])
+        estimates[RESIDUAL] = keras.layers.Multiply(name=RESIDUAL)([leftover, mix])
     return keras.Model(mix, estimates, name="separator_training"), unet
 
 
@@ -81,7 +92,7 @@ def compile_model(model: keras.Model, config: Config, total_steps: int, precisio
     optimizer = keras.optimizers.Adam(learning_rate_schedule(config, total_steps))
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer, loss={head: "mean_absolute_error" for head in config.network.heads})
+    model.compile(optimizer=optimizer, loss={stem: "mean_absolute_error" for stem in trained_stems(config)})
 
 
 def learning_rate_schedule(config: Config, total_steps: int) -> keras.optimizers.schedules.LearningRateSchedule:

@@ -56,8 +56,10 @@ def test_model_card_states_musdb_terms_and_the_exported_losses():
     assert "**This model was trained on MUSDB18 material.**" in card and "non-commercial" in card
     assert "exported epoch 5" in card and "val_vocals_loss 0.25000" in card
     assert "train: 160 patches, 80 tracks" in card and "valid: 20 patches, 14 tracks" in card
-    assert "16/32/64/128/256 filters" in card and "random speed" not in card
+    assert "16/32/64/128/256 filters" in card and "random speed" not in card and "on the residual" not in card
     faster = render_model_card(Config().replace(training__speed_semitones=1.5), data, best, epochs_run=6)
     assert "each song at a random speed within +-1.5 semitones" in faster
+    with_residual = render_model_card(Config().replace(training__residual_loss=True), data, best, epochs_run=6)
+    assert "L1 loss on mask x mix magnitude per head and on the residual;" in with_residual
     other = render_model_card(Config(), {"description": "my own stems"}, None, epochs_run=0)
     assert "**This model was trained" not in other and "non-commercial" in other
