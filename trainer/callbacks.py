@@ -14,7 +14,7 @@ import time
 import keras
 
 from common import storage
-from trainer.history import HISTORY_FILE
+from reports.training import HISTORY_FILE
 
 BACKUP_DIR = "backup"
 

@@ -10,7 +10,7 @@ import math
 
 from common import storage
 from model.config import RESIDUAL
-from reports.training import HISTORY_FILE, parse_history
+from reports.training import parse_history
 
 CURVES_FILE = "training_curves.png"
 

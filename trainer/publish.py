@@ -14,9 +14,9 @@ from typing import Any
 from common import storage
 from model.config import Config
 from model.export import export_model
-from reports.training import write_training_report
+from reports.training import HISTORY_FILE, write_training_report
 from trainer import callbacks, network, paths
-from trainer.history import CURVES_FILE, HISTORY_FILE, best_row, plot_history, read_history, write_history
+from trainer.history import CURVES_FILE, best_row, plot_history, read_history, write_history
 from trainer.model_card import render_model_card
 from trainer.training import TrainedRun
 

@@ -11,8 +11,9 @@ import tensorflow as tf
 from common import storage
 from common.progress import enabled as progress_enabled
 from model.config import CONFIG_FILE, Config
+from reports.training import HISTORY_FILE
 from trainer import callbacks, data, network, paths, validation
-from trainer.history import HISTORY_FILE, trim_history
+from trainer.history import trim_history
 
 RESTART_SECTIONS = ("audio", "stft", "network")  # what a restart must share with the backed-up run
 

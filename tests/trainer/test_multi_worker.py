@@ -35,7 +35,8 @@ def _free_ports(count: int) -> list[int]:
 
 def test_two_workers_train_in_step_and_only_the_chief_exports(tmp_path, tiny_config):
     from model.separator import Separator
-    from trainer.history import HISTORY_FILE, read_history
+    from reports.training import HISTORY_FILE
+    from trainer.history import read_history
 
     tiny_config.save(tmp_path)
     write_dataset(tmp_path / "data", tiny_config, {"train": 6, "valid": 2})

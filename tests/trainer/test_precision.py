@@ -29,9 +29,10 @@ def test_mixed_float16_trains_a_step_and_exports_float32(tmp_path, tiny_config):
     import tensorflow as tf
 
     from model.separator import Separator
+    from reports.training import HISTORY_FILE
     from trainer import network, paths, publish, training
     from trainer.dataset_info import read_dataset_info
-    from trainer.history import HISTORY_FILE, read_history
+    from trainer.history import read_history
 
     config = tiny_config.replace(training__steps_per_epoch=1)
     data = str(write_dataset(tmp_path / "data", config, {"train": 4, "valid": 2}))

@@ -35,8 +35,9 @@ def test_residual_targets_are_the_other_stems_and_its_estimate_what_the_heads_le
 
 
 def test_training_with_the_residual_loss_logs_it(tmp_path, tiny_config):
+    from reports.training import HISTORY_FILE
     from trainer import paths, training
-    from trainer.history import HISTORY_FILE, read_history
+    from trainer.history import read_history
 
     config = tiny_config.replace(training__residual_loss=True, training__steps_per_epoch=1)
     data_dir = write_dataset(tmp_path / "data", config, {"train": 4, "valid": 2})

@@ -36,8 +36,9 @@ def trained(tmp_path_factory):
     """Three runs on one checkpoint folder: 1 epoch; a process killed in epoch 2 of 3; then `--epochs 2`,
     which must train epoch 2 only."""
     from model.config import Config
+    from reports.training import HISTORY_FILE
     from trainer import task
-    from trainer.history import HISTORY_FILE, read_history
+    from trainer.history import read_history
 
     root = tmp_path_factory.mktemp("train")
     config = Config().replace(  # the tiny_config fixture's values (fixtures cannot feed module scope)
@@ -62,7 +63,8 @@ def _main(task, argv: list[str]) -> str:
 
 
 def test_restart_continues_after_the_last_completed_epoch(trained):
-    from trainer.history import HISTORY_FILE, read_history
+    from reports.training import HISTORY_FILE
+    from trainer.history import read_history
 
     history = read_history(str(trained["model"] / HISTORY_FILE))
     assert [row["epoch"] for row in history] == [0, 1]
@@ -75,7 +77,8 @@ def test_restart_continues_after_the_last_completed_epoch(trained):
 
 
 def test_per_head_losses_are_logged_and_add_up(trained):
-    from trainer.history import HISTORY_FILE, read_history
+    from reports.training import HISTORY_FILE
+    from trainer.history import read_history
 
     for row in read_history(str(trained["model"] / HISTORY_FILE)):
         for prefix in ("", "val_"):
@@ -86,7 +89,8 @@ def test_per_head_losses_are_logged_and_add_up(trained):
 def test_validation_sdr_and_epoch_time_are_logged_and_select_the_export(trained):
     import math
 
-    from trainer.history import HISTORY_FILE, read_history
+    from reports.training import HISTORY_FILE
+    from trainer.history import read_history
 
     rows = read_history(str(trained["model"] / HISTORY_FILE))
     for row in rows:
