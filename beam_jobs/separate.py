@@ -163,14 +163,14 @@ class SeparateTrack(beam.DoFn):
         yield record
 
 
-def build(pipeline: beam.Pipeline, known: argparse.Namespace, started: float | None = None,
+def build(pipeline: beam.Pipeline, known: argparse.Namespace, patterns: list[str], started: float | None = None,
           run_id: str | None = None) -> None:
     """Add the labelled steps: expand -> claim names -> reshuffle -> separate -> manifest, dead letters."""
     settings = settings_of(known)
     started = time.time() if started is None else started
     stems = separate_inputs.stem_names(storage.absolute(known.model_dir))
     expanded = (pipeline
-                | "ListPatterns" >> beam.Create(separate_inputs.input_patterns(known.inputs, known.input_list))
+                | "ListPatterns" >> beam.Create(patterns)
                 | "ExpandInputs" >> beam.ParDo(ExpandPattern(settings.output))
                 .with_outputs(DEAD_LETTER, main="files"))
     picked = (expanded.files
@@ -209,13 +209,13 @@ def run(argv: list[str] | None = None,
     separate_inputs.check_model(storage.absolute(known.model_dir))
     check_output(storage.absolute(known.output))
     options = pipeline_options(pipeline_args)
+    patterns = separate_inputs.input_patterns(known.inputs, known.input_list)  # read once: the count and the job agree
     total = None  # no bar: an injected pipeline, or a run that is not local and in-process on a terminal
     if test_pipeline is None and progress.shown_for(options):
-        total = separate_inputs.count_files(separate_inputs.input_patterns(known.inputs, known.input_list),
-                                            storage.absolute(known.output))
+        total = separate_inputs.count_files(patterns, storage.absolute(known.output))
     with progress.bar(total is not None, total, "separate") as run_id:
         pipeline = test_pipeline or beam.Pipeline(options=options)
-        build(pipeline, known, started, run_id)
+        build(pipeline, known, patterns, started, run_id)
         result = pipeline.run()
         result.wait_until_finish()
     return result
