@@ -74,6 +74,9 @@ class TrainingConfig:
     # False: an L1 loss per head only; True: the residual too (the mix magnitude times the residual's
     # share of the softmax, against the magnitude of the sum of the other stems; trainer/network.py)
     residual_loss: bool = False
+    # the share of training examples whose stems come from different songs (remixed); the rest keep one
+    # song's stems together, a real mixture up to the random gains (trainer/data.py)
+    remix_probability: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,9 @@ Shards are `DATA/<split>/*.tfrecord` or `*.tfrecord.gz`, waveforms at the record
 scaled with it), so its centred STFT has exactly `patch_frames` frames; the network's input and targets are
 the front end's magnitudes of the mixture and of each head's stem.
 Training crops at random, optionally at a random speed, and remixes stems across patches (new mixes the
-network has never heard); validation takes fixed crops of the real mixtures, the same every epoch.
+network has never heard; with `training.remix_probability` below 1, only that share of the groups of patches,
+the others keep each song's stems together); validation takes fixed crops of the real mixtures, the same every
+epoch.
 With `training.residual_loss` the targets also hold the residual: the magnitude of the other stems' sum.
 Shapes: stems [stems, samples, channels] per patch; magnitudes [batch, frames, bins, channels].
 """
@@ -54,7 +56,8 @@ def training_waveforms(data_dir: str, config: Config, split: str = "train") -> t
                .map(crop, num_parallel_calls=AUTOTUNE))
     group = len(heads) + 1  # one patch per head and one for the rest
     examples = (sources.batch(group, drop_remainder=True)
-                .map(lambda patches: _remix(patches, heads), num_parallel_calls=AUTOTUNE)
+                .map(lambda patches: _maybe_remix(patches, heads, config.training.remix_probability),
+                     num_parallel_calls=AUTOTUNE)
                 .unbatch()
                 .map(_augment, num_parallel_calls=AUTOTUNE)
                 .map(_with_mixture, num_parallel_calls=AUTOTUNE))
@@ -180,6 +183,13 @@ def _remix_indices(heads: tuple[str, ...]) -> np.ndarray:
 def _remix(patches: tf.Tensor, heads: tuple[str, ...]) -> tf.Tensor:
     """[group, sources, segment, channels] from as many patches -> as many new combinations."""
     return tf.gather_nd(patches, _remix_indices(heads))
+
+
+def _maybe_remix(patches: tf.Tensor, heads: tuple[str, ...], probability: float) -> tf.Tensor:
+    """`_remix` with `probability`, else the patches as they are (each one song's stems)."""
+    if probability >= 1:
+        return _remix(patches, heads)
+    return tf.cond(tf.random.uniform([]) < probability, lambda: _remix(patches, heads), lambda: patches)
 
 
 def _augment(sources: tf.Tensor) -> tf.Tensor:

@@ -82,12 +82,18 @@ def _residual_loss_text(residual_loss: bool) -> str:
     return " and on the residual" if residual_loss else ""
 
 
+def _remix_text(probability: float) -> str:
+    share = "" if probability >= 1 else f" in {probability:.0%} of examples"
+    return f"stems remixed across songs{share}"
+
+
 def _training_lines(config: Config, best: dict[str, float] | None, epochs_run: int,
                     averaged: list[int]) -> list[str]:
     training = config.training
     lines = [f"- {epochs_run} of up to {training.epochs} epochs x {training.steps_per_epoch} steps, batch "
              f"{training.batch_size}; Adam, learning rate {training.learning_rate} {_schedule(config)}; L1 loss "
-             f"on mask x mix magnitude per head{_residual_loss_text(training.residual_loss)}; stems remixed across songs, random gains and channel swaps"
+             f"on mask x mix magnitude per head{_residual_loss_text(training.residual_loss)}; "
+             f"{_remix_text(training.remix_probability)}, random gains and channel swaps"
              + _speed_text(training.speed_semitones)]
     if best:
         losses = ", ".join(f"{key} {value:.5f}" for key, value in best.items() if key.endswith("loss"))

@@ -40,6 +40,22 @@ def test_remix_uses_every_stem_of_every_patch_once_and_mixes_patches(heads):
         assert len(set(head_patches)) == len(heads) and not rest & set(head_patches)
 
 
+@pytest.mark.parametrize("probability", [0.0, 0.5, 1.0])
+def test_remix_probability_is_the_share_of_remixed_groups(probability):
+    import tensorflow as tf
+
+    from trainer.data import _maybe_remix, _remix
+
+    heads = ("vocals", "drums")
+    # three patches whose four sources each hold their own patch's number
+    patches = tf.broadcast_to(tf.range(3, dtype=tf.float32)[:, None, None, None], [3, 4, 5, 2])
+    remixed = _remix(patches, heads).numpy()
+    outcomes = [_maybe_remix(patches, heads, probability).numpy() for _ in range(200)]
+    kept = sum(np.array_equal(outcome, patches.numpy()) for outcome in outcomes)
+    assert kept + sum(np.array_equal(outcome, remixed) for outcome in outcomes) == len(outcomes)
+    assert abs(kept / len(outcomes) - (1 - probability)) < 0.1
+
+
 def test_augmented_mixture_is_the_sum_of_gained_sources():
     import tensorflow as tf
 
