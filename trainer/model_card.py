@@ -83,6 +83,8 @@ def _residual_loss_text(residual_loss: bool) -> str:
 
 
 def _remix_text(probability: float) -> str:
+    if probability <= 0:
+        return "each example's stems from one song"
     share = "" if probability >= 1 else f" in {probability:.0%} of examples"
     return f"stems remixed across songs{share}"
 

@@ -64,5 +64,7 @@ def test_model_card_states_musdb_terms_and_the_exported_losses():
     assert "; stems remixed across songs, random gains" in card
     half_remixed = render_model_card(Config().replace(training__remix_probability=0.5), data, best, epochs_run=6)
     assert "; stems remixed across songs in 50% of examples, random gains" in half_remixed
+    never_remixed = render_model_card(Config().replace(training__remix_probability=0.0), data, best, epochs_run=6)
+    assert "; each example's stems from one song, random gains" in never_remixed
     other = render_model_card(Config(), {"description": "my own stems"}, None, epochs_run=0)
     assert "**This model was trained" not in other and "non-commercial" in other
