@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         prog="atsep preprocess", description=__doc__.split("\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="Other options go to Beam (--runner, --setup_file, ...). The DirectRunner runs "
-               "--direct_running_mode multi_threading on all cores unless told otherwise.")
+               "--direct_running_mode in_memory unless told otherwise (see beam_jobs/options.py).")
     parser.add_argument("--input", default="data/musdb-synth", help="songs root, local or gs://")
     parser.add_argument("--output", default="data/records", help="records folder, local or gs://")
     parser.add_argument("--config", default="", help="config.json (or its folder); default Config()")
@@ -144,7 +144,7 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     args, pipeline_args = parse_args(argv)
     config = load_config(args)
     check_output(storage.absolute(args.output))
-    options = pipeline_options(pipeline_args)
+    options = pipeline_options(pipeline_args, local_mode="in_memory")  # its records are megabytes each
     # the bar's total is set once the tracks are found
     with progress.bar(test_pipeline is None and progress.shown_for(options), None, "preprocess") as run_id:
         pipeline = test_pipeline or beam.Pipeline(options=options)

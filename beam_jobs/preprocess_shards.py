@@ -4,12 +4,15 @@ Beam's WriteToTFRecord deals records to shards from a random start, so its files
 Here each record carries a stable key (a hash of track and offset); a split's shard count follows from
 its encoded bytes (summed by a combiner), a record's shard from its key's hash, and each shard file holds
 its records sorted by key: the same input gives the same bytes whatever the runner, workers or bundling,
-and no step holds more than one shard's records. The per-track entries and the dead letters go through
+and no step holds more than one shard's records. dataset.json is written only once every patch cut is
+counted in exactly one shard (check_shards): a runner that drops or splits records fails the run instead
+of leaving a training set short of them. The per-track entries and the dead letters go through
 Beam's sharded text sink (tracks-*.jsonl, dead_letter-*.jsonl, named in dataset.json), so nothing grows
 on one worker with the catalogue.
 """
 from __future__ import annotations
 
+import collections
 import json
 import math
 from typing import Iterable, Iterator
@@ -117,9 +120,23 @@ class SplitTotals(beam.CombineFn):
                 for split, (tracks, patches, seconds) in accumulator.items()}
 
 
+def check_shards(shards: list[dict], totals: dict) -> None:
+    """Raise unless each shard file was written once and each split's shards hold every patch cut for it."""
+    twice = sorted(name for name, times in collections.Counter(s["file"] for s in shards).items() if times > 1)
+    if twice:
+        raise RuntimeError(f"the runner grouped shard(s) {', '.join(twice)} in more than one part; rerun the job")
+    for split in SPLITS:
+        records = sum(shard["records"] for shard in shards if shard["split"] == split)
+        patches = totals.get(split, {}).get("patch_count", 0)
+        if records != patches:
+            raise RuntimeError(f"{split}: the shards hold {records} records for {patches} patches cut: the runner "
+                               "lost records (see beam_jobs/options.py); rerun the job")
+
+
 def write_dataset(totals: dict, output: str, header: dict, shards: list[dict], dead_letters: int,
                   track_lists: list[str], dead_letter_lists: list[str], started: float) -> dict:
     """dataset.json: what the trainer needs to read the shards; every path in it is relative to it."""
+    check_shards(shards, totals)
     splits = {split: {**totals.get(split, {"track_count": 0, "patch_count": 0, "audio_seconds": 0.0}),
                       "shards": sorted(s["file"] for s in shards if s["split"] == split)} for split in SPLITS}
     dataset = {**header, "splits": splits, "dead_letters": dead_letters,

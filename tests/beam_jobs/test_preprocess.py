@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from beam_jobs import preprocess
-from beam_jobs.preprocess_shards import DEAD_LETTER, TRACKS, read_list, shard_count
+from beam_jobs.preprocess_shards import DEAD_LETTER, TRACKS, check_shards, read_list, shard_count
 from beam_jobs.preprocess_tracks import patch_starts, record_key
 from audio.codec import mux_stem_mp4
 
@@ -193,9 +193,9 @@ def test_progress_bar_counts_every_track_good_or_bad(mp4_root, config_file, tmp_
 
 def test_shards_are_byte_identical_across_runs_and_workers(mp4_root, mp4_run, config_file, tmp_path):
     out, counters = mp4_run
-    # the first run used the job's default, multi_threading on every core
-    again = _run(mp4_root, tmp_path, config_file, "--direct_running_mode", "in_memory",
-                 "--direct_num_workers", "1")
+    # the first run used the job's default, in_memory
+    again = _run(mp4_root, tmp_path, config_file, "--direct_running_mode", "multi_threading",
+                 "--direct_num_workers", "2")
     assert again == counters
     assert _hashes(tmp_path) == _hashes(out) and len(_hashes(out)) > 3
     assert _dataset(tmp_path)["splits"] == _dataset(out)["splits"]
@@ -246,6 +246,18 @@ def test_patch_starts_and_shard_helpers():
     assert shard_count(100, records=1, shard_mb=64) == 1
 
 
+def test_check_shards_refuses_a_shard_in_parts_or_short_of_patches():
+    shards = [{"split": "train", "file": "train/train-00000-of-00002.tfrecord", "records": 2},
+              {"split": "train", "file": "train/train-00001-of-00002.tfrecord", "records": 1}]
+    check_shards(shards, {"train": {"patch_count": 3}})
+    with pytest.raises(RuntimeError, match="train: the shards hold 3 records for 4 patches cut"):
+        check_shards(shards, {"train": {"patch_count": 4}})
+    with pytest.raises(RuntimeError, match="valid: the shards hold 0 records for 1 patches cut"):
+        check_shards(shards, {"train": {"patch_count": 3}, "valid": {"patch_count": 1}})
+    with pytest.raises(RuntimeError, match="train-00001-of-00002.tfrecord in more than one part"):
+        check_shards([*shards, {**shards[1], "records": 0}], {"train": {"patch_count": 3}})
+
+
 def test_help_does_not_import_tensorflow():
     import subprocess
     import sys
@@ -258,14 +270,10 @@ def test_help_does_not_import_tensorflow():
 
 
 @pytest.mark.shared_data
-def test_musdb18_7_previews_with_multi_processing(tmp_path, monkeypatch):
-    repo = str(Path(__file__).parents[2])
-    # worker processes import the job's modules by name
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+def test_musdb18_7_previews_keep_every_patch(tmp_path):
+    """The job's default local mode keeps every record of 5 MB; multi_threading lost 2 and 13 of 188 here."""
     started = time.monotonic()
-    counters = preprocess.counters(preprocess.run([
-        "--input", str(MUSDB18_7), "--output", str(tmp_path),
-        "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]))
+    counters = preprocess.counters(preprocess.run(["--input", str(MUSDB18_7), "--output", str(tmp_path)]))
     seconds = time.monotonic() - started
     print(f"musdb18-7: 94 songs preprocessed in {seconds:.0f} s")
     splits = _dataset(tmp_path)["splits"]
@@ -273,6 +281,9 @@ def test_musdb18_7_previews_with_multi_processing(tmp_path, monkeypatch):
     assert counters["tracks_ok"] == 94 and counters.get("tracks_failed", 0) == 0
     assert read_list(str(tmp_path), DEAD_LETTER) == []
     assert all(6.5 < t["duration_s"] < 7.5 for t in _tracks(tmp_path, "train"))
+    for split in ("train", "valid"):
+        in_shards = sum(_count_records(tmp_path / name) for name in splits[split]["shards"])
+        assert in_shards == splits[split]["patch_count"] == 2 * splits[split]["track_count"]
 
 
 @pytest.mark.gcs
