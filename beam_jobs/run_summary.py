@@ -101,10 +101,16 @@ def _descending(text: str) -> tuple[int, ...]:
 
 
 def finish_run(summary: dict, output: str, started: float, manifest_shards: list[str],
-               dead_letter_shards: list[str]) -> str:
+               dead_letter_shards: list[str], inputs: int) -> str:
     """Write OUT/summary.json and OUT/index.html, delete shards an earlier run left; returns the summary line.
 
-    Runs once, on one worker, after both sinks finished (their file names come in as side inputs)."""
+    Runs once, on one worker, after both sinks finished (their file names come in as side inputs). Raises
+    unless each of the `inputs` (distinct files, and patterns that failed) ended in the manifest or the dead
+    letter: a runner that drops records (beam_jobs/options.py) fails the run, whose rerun skips what is done."""
+    outcomes = summary["separated"] + summary["skipped"] + summary["failed"]
+    if outcomes != inputs:
+        raise RuntimeError(f"{inputs} inputs, but {outcomes} in the manifest and dead letter: the runner lost "
+                           "records; rerun the job (tracks already separated are skipped)")
     wall = max(time.time() - started, 1e-6)
     summary = {**summary, "wall_seconds": round(wall, 3),
                "realtime_factor": round(summary["audio_seconds"] / wall, 2), "output": output,

@@ -173,7 +173,11 @@ def build(pipeline: beam.Pipeline, known: argparse.Namespace, patterns: list[str
                 | "ListPatterns" >> beam.Create(patterns)
                 | "ExpandInputs" >> beam.ParDo(ExpandPattern(settings.output))
                 .with_outputs(DEAD_LETTER, main="files"))
-    picked = (expanded.files
+    files = expanded.files | "DistinctFiles" >> beam.Distinct()  # a file two patterns match is one input
+    inputs = ((files, expanded[DEAD_LETTER])
+              | "AllInputs" >> beam.Flatten()
+              | "CountInputs" >> beam.combiners.Count.Globally())
+    picked = (files
               | "GroupByTrack" >> beam.GroupByKey()
               | "OnePathPerTrack" >> beam.ParDo(PickOnePerTrack(settings, stems, run_id))
               .with_outputs(DEAD_LETTER, "claims", main="tracks"))
@@ -198,7 +202,8 @@ def build(pipeline: beam.Pipeline, known: argparse.Namespace, patterns: list[str
          | "AllRecords" >> beam.Flatten()
          | "Summarise" >> beam.CombineGlobally(run_summary.RunSummary())
          | "FinishRun" >> beam.Map(run_summary.finish_run, settings.output, started,
-                                   beam.pvalue.AsList(manifest_shards), beam.pvalue.AsList(dead_letter_shards)))
+                                   beam.pvalue.AsList(manifest_shards), beam.pvalue.AsList(dead_letter_shards),
+                                   beam.pvalue.AsSingleton(inputs)))
 
 
 def run(argv: list[str] | None = None,

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import random
 
-from beam_jobs.run_summary import RunSummary
+import pytest
+
+from beam_jobs.run_summary import RunSummary, finish_run, read_summary
 
 
 def _records(n: int, failed: int) -> list[dict]:
@@ -59,3 +61,12 @@ def test_an_accumulator_does_not_grow_with_the_records():
     for record in _records(2000, 2000):
         accumulator = combine.add_input(accumulator, record)
     assert len(accumulator[2]) == 5 and len(accumulator[3]) == 5 and len(accumulator[4]) <= 5
+
+
+def test_a_run_finishes_only_when_every_input_has_an_outcome(tmp_path):
+    summary = _combine(RunSummary(limit=3), [_records(4, 1)])  # 3 separated, 1 skipped, 1 failed
+    with pytest.raises(RuntimeError, match="6 inputs, but 5 in the manifest and dead letter"):
+        finish_run(summary, str(tmp_path), 0.0, [], [], inputs=6)
+    assert not (tmp_path / "summary.json").exists()
+    assert finish_run(summary, str(tmp_path), 0.0, [], [], inputs=5).startswith("separate: 3 separated")
+    assert read_summary(str(tmp_path))["failed"] == 1
