@@ -49,12 +49,13 @@ def pipeline_options(pipeline_args: list[str], local_mode: str = "multi_threadin
     command line names a mode or worker count).
 
     multi_threading on all cores suits the separate job: decoding waits on ffmpeg and inference releases the
-    GIL, and its elements are paths and small records. Jobs whose elements are megabytes of audio (preprocess)
-    pass in_memory: in the modes with a gRPC data plane (multi_threading, multi_processing, the portable
-    runner) Beam 2.77's runner flushes each output stream from a timer thread that does not lock out the
-    writer (TimeBasedBufferingClosableOutputStream in apache_beam/runners/worker/data_plane.py), so a chunk
-    written between its copy and its clear is dropped without an error: two preprocess runs of musdb18-7 lost
-    2 and 13 of 188 records of 5 MB. in_memory has no data plane, lost none and was faster on two cores."""
+    GIL, and its elements are paths and small records (a run still fails if one goes missing: finish_run).
+    Jobs whose elements are megabytes of audio (preprocess) pass in_memory. In the modes with a gRPC data
+    plane (multi_threading, multi_processing, the portable runner), Beam 2.77's runner flushes each output
+    stream from a timer thread that does not lock out the writer (TimeBasedBufferingClosableOutputStream in
+    apache_beam/runners/worker/data_plane.py), so a chunk written between its copy and its clear is dropped
+    without an error: two preprocess runs of musdb18-7 lost 2 and 13 of 188 records of 5 MB. in_memory has
+    no data plane, lost none and was faster on two cores."""
     options = PipelineOptions(pipeline_args)
     options.view_as(SetupOptions).save_main_session = False  # workers import the DoFns by module
     standard = options.view_as(StandardOptions)
