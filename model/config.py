@@ -77,6 +77,10 @@ class TrainingConfig:
     # the share of training examples whose stems come from different songs (remixed); the rest keep one
     # song's stems together, a real mixture up to the random gains (trainer/data.py)
     remix_probability: float = 1.0
+    # False: each head's target is its stem's magnitude |S|; True: the part of it in phase with the
+    # mixture, |S| cos(phase S - phase X), which a real mask on |X| resynthesised with the mixture's phase
+    # (as the separator does) must approach to minimise the waveform error (Erdogan et al. 2015)
+    phase_sensitive_target: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ network has never heard; with `training.remix_probability` below 1, only that sh
 the others keep each song's stems together); validation takes fixed crops of the real mixtures, the same every
 epoch.
 With `training.residual_loss` the targets also hold the residual: the magnitude of the other stems' sum.
+With `training.phase_sensitive_target` every target is the part of its stem's magnitude in phase with the mixture.
 Shapes: stems [stems, samples, channels] per patch; magnitudes [batch, frames, bins, channels].
 """
 from __future__ import annotations
@@ -18,9 +19,9 @@ import tensorflow as tf
 
 from common import storage
 from model.config import MIXTURE, RESIDUAL, STEM_NAMES, Config
-from model.frontend import training_front_end
+from model.frontend import FrontEnd, training_front_end
 from model.records import parse_patch
-from model.unet import magnitude
+from model.unet import complex_stft, magnitude
 
 AUTOTUNE = tf.data.AUTOTUNE
 STEMS = (MIXTURE, *STEM_NAMES)  # the order of the stacked stem axis
@@ -205,16 +206,27 @@ def _with_mixture(sources: tf.Tensor) -> tf.Tensor:
     return tf.concat([tf.reduce_sum(sources, axis=0, keepdims=True), sources], axis=0)
 
 
+def phase_sensitive_magnitude(source: tf.Tensor, mixture: tf.Tensor, front: FrontEnd) -> tf.Tensor:
+    """[batch, samples, channels] of a stem and its mixture -> |S| cos(phase S - phase X) in the network's
+    input layout and scale: Re(S conj X) / |X|, negative where the stem opposes the mixture's phase."""
+    source_spec = complex_stft(source, front.stft)[..., : front.bins]
+    mixture_spec = complex_stft(mixture, front.stft)[..., : front.bins]
+    in_phase = tf.math.real(source_spec * tf.math.conj(mixture_spec)) / tf.maximum(tf.abs(mixture_spec), 1e-12)
+    return tf.transpose(in_phase / front.factor, [0, 2, 3, 1])
+
+
 def _features(batches: tf.data.Dataset, config: Config) -> tf.data.Dataset:
     heads, front = config.network.heads, training_front_end(config)
     others = [STEMS.index(name) for name in STEM_NAMES if name not in heads]
 
     def to_features(stems: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        inputs = magnitude(stems[:, 0], front)
-        targets = {head: magnitude(stems[:, STEMS.index(head)], front) for head in heads}
+        mixture = stems[:, 0]
+        target = ((lambda source: phase_sensitive_magnitude(source, mixture, front))
+                  if config.training.phase_sensitive_target else (lambda source: magnitude(source, front)))
+        targets = {head: target(stems[:, STEMS.index(head)]) for head in heads}
         if config.training.residual_loss:
             # the sum of the other stems, as the evaluation's residual reference (trainer/evaluate.py)
-            targets[RESIDUAL] = magnitude(tf.reduce_sum(tf.gather(stems, others, axis=1), axis=1), front)
-        return inputs, targets
+            targets[RESIDUAL] = target(tf.reduce_sum(tf.gather(stems, others, axis=1), axis=1))
+        return magnitude(mixture, front), targets
 
     return batches.map(to_features, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

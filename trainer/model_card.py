@@ -82,6 +82,10 @@ def _residual_loss_text(residual_loss: bool) -> str:
     return " and on the residual" if residual_loss else ""
 
 
+def _target_text(phase_sensitive: bool) -> str:
+    return " against the part of each stem's magnitude in phase with the mix" if phase_sensitive else ""
+
+
 def _remix_text(probability: float) -> str:
     if probability <= 0:
         return "each example's stems from one song"
@@ -94,7 +98,8 @@ def _training_lines(config: Config, best: dict[str, float] | None, epochs_run: i
     training = config.training
     lines = [f"- {epochs_run} of up to {training.epochs} epochs x {training.steps_per_epoch} steps, batch "
              f"{training.batch_size}; Adam, learning rate {training.learning_rate} {_schedule(config)}; L1 loss "
-             f"on mask x mix magnitude per head{_residual_loss_text(training.residual_loss)}; "
+             f"on mask x mix magnitude per head{_residual_loss_text(training.residual_loss)}"
+             f"{_target_text(training.phase_sensitive_target)}; "
              f"{_remix_text(training.remix_probability)}, random gains and channel swaps"
              + _speed_text(training.speed_semitones)]
     if best:

@@ -189,3 +189,24 @@ def test_missing_split_has_no_validation_and_missing_train_is_an_error(tmp_path,
     assert data.validation_dataset(str(tmp_path / "v"), tiny_config, split="test") is None
     with pytest.raises(FileNotFoundError, match="train"):
         data.training_dataset(str(only_valid), tiny_config)
+
+
+def test_phase_sensitive_targets_are_the_in_phase_share_and_sum_to_the_mixture(data_dir, tiny_config):
+    """A stem in phase with the mixture keeps its magnitude, one in antiphase turns negative, and the
+    targets of the heads and the residual add up to the mixture's magnitude, as the softmax masks do."""
+    import tensorflow as tf
+
+    from model.frontend import training_front_end
+    from model.unet import magnitude
+    from trainer import data
+
+    front = training_front_end(tiny_config)
+    rng = np.random.default_rng(0)
+    stem = tf.constant(rng.standard_normal((1, 4096, 2)), tf.float32)
+    np.testing.assert_allclose(data.phase_sensitive_magnitude(stem, 3 * stem, front), magnitude(stem, front),
+                               rtol=1e-4, atol=1e-6)
+    assert (data.phase_sensitive_magnitude(-stem, 3 * stem, front).numpy() < 0).all()
+
+    config = tiny_config.replace(training__phase_sensitive_target=True, training__residual_loss=True)
+    inputs, targets = next(iter(data.training_dataset(str(data_dir), config)))
+    np.testing.assert_allclose(sum(targets.values()), inputs, atol=1e-4 * float(np.max(inputs)))
