@@ -81,6 +81,9 @@ class TrainingConfig:
     # mixture, |S| cos(phase S - phase X), which a real mask on |X| resynthesised with the mixture's phase
     # (as the separator does) must approach to minimise the waveform error (Erdogan et al. 2015)
     phase_sensitive_target: bool = False
+    # the loss per head: "l1" (mean absolute error, Spleeter's) or "l2" (mean squared error: with
+    # phase_sensitive_target it is the squared error of the resynthesised stem, as SDR weighs it)
+    loss: str = "l1"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,7 +50,7 @@ def best_row(rows: list[dict[str, float]], monitor: str, mode: str = "min") -> d
 
 def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path: str) -> None:
     """One panel per head (and the residual, when it was trained), one for the total: training and validation
-    L1 loss per epoch; then validation SDR."""
+    loss per epoch; then validation SDR."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +71,7 @@ def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path:
             if points:
                 axis.plot(*zip(*points), marker="o", label=label)
         title = name.replace("_", " ") if name != "loss" else "total loss"
-        axis.set(title=title, xlabel="epoch", ylabel="L1 loss")
+        axis.set(title=title, xlabel="epoch", ylabel="loss")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
         axis.grid(alpha=0.3)

@@ -97,7 +97,8 @@ def _training_lines(config: Config, best: dict[str, float] | None, epochs_run: i
                     averaged: list[int]) -> list[str]:
     training = config.training
     lines = [f"- {epochs_run} of up to {training.epochs} epochs x {training.steps_per_epoch} steps, batch "
-             f"{training.batch_size}; Adam, learning rate {training.learning_rate} {_schedule(config)}; L1 loss "
+             f"{training.batch_size}; Adam, learning rate {training.learning_rate} {_schedule(config)}; "
+             f"{training.loss.upper()} loss "
              f"on mask x mix magnitude per head{_residual_loss_text(training.residual_loss)}"
              f"{_target_text(training.phase_sensitive_target)}; "
              f"{_remix_text(training.remix_probability)}, random gains and channel swaps"

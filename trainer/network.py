@@ -1,4 +1,4 @@
-"""The training model: the U-Net's masks times the mix magnitude, one L1 loss per head (and, with
+"""The training model: the U-Net's masks times the mix magnitude, one loss per head, L1 or L2 (and, with
 `training.residual_loss`, one on the residual: the mix times what the heads' masks leave), and its optimizer.
 
 Keras names each loss after its head (vocals_loss, drums_loss, val_vocals_loss, ...). The U-Net
@@ -86,13 +86,18 @@ def build_training_model(config: Config, precision: str = "float32") -> tuple[ke
     return keras.Model(mix, estimates, name="separator_training"), unet
 
 
+LOSSES = {"l1": "mean_absolute_error", "l2": "mean_squared_error"}  # training.loss -> Keras's name
+
+
 def compile_model(model: keras.Model, config: Config, total_steps: int, precision: str = "float32") -> None:
-    """Adam with mean absolute error per head, on the configured learning-rate schedule; under mixed
+    """Adam with `training.loss` per head, on the configured learning-rate schedule; under mixed
     precision the loss is scaled dynamically (Keras's LossScaleOptimizer)."""
+    if config.training.loss not in LOSSES:
+        raise ValueError(f"training.loss {config.training.loss!r}: expected one of {sorted(LOSSES)}")
     optimizer = keras.optimizers.Adam(learning_rate_schedule(config, total_steps))
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer, loss={stem: "mean_absolute_error" for stem in trained_stems(config)})
+    model.compile(optimizer=optimizer, loss={stem: LOSSES[config.training.loss] for stem in trained_stems(config)})
 
 
 def learning_rate_schedule(config: Config, total_steps: int) -> keras.optimizers.schedules.LearningRateSchedule:

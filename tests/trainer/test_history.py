@@ -64,6 +64,8 @@ def test_model_card_states_musdb_terms_and_the_exported_losses():
     in_phase = render_model_card(Config().replace(training__phase_sensitive_target=True), data, best, epochs_run=6)
     assert "per head against the part of each stem's magnitude in phase with the mix;" in in_phase
     assert "in phase" not in card
+    squared = render_model_card(Config().replace(training__loss="l2"), data, best, epochs_run=6)
+    assert "; L2 loss on mask x mix magnitude per head;" in squared and "; L1 loss on mask" in card
     assert "; stems remixed across songs, random gains" in card
     half_remixed = render_model_card(Config().replace(training__remix_probability=0.5), data, best, epochs_run=6)
     assert "; stems remixed across songs in 50% of examples, random gains" in half_remixed
