@@ -54,7 +54,8 @@ ORACLE_HOP = 1024
 DITHER_DB = -60.0
 LEGEND = ("BSSEval v4 (museval), 1 s windows; median over frames, then over tracks (dB). "
           "mixture: the mixture as every estimate (floor); oracle: ideal ratio mask from the true "
-          f"stems, STFT {ORACLE_N_FFT}/{ORACLE_HOP} (ceiling).")
+          f"stems, STFT {ORACLE_N_FFT}/{ORACLE_HOP} (ceiling). SIR, SAR and ISR against references dithered "
+          f"{-DITHER_DB:.0f} dB down (docs/model.md).")
 
 Scores = dict[str, dict[str, float]]  # target -> metric -> dB
 
