@@ -206,12 +206,17 @@ def _with_mixture(sources: tf.Tensor) -> tf.Tensor:
     return tf.concat([tf.reduce_sum(sources, axis=0, keepdims=True), sources], axis=0)
 
 
-def phase_sensitive_magnitude(source: tf.Tensor, mixture: tf.Tensor, front: FrontEnd) -> tf.Tensor:
-    """[batch, samples, channels] of a stem and its mixture -> |S| cos(phase S - phase X) in the network's
-    input layout and scale: Re(S conj X) / |X|, negative where the stem opposes the mixture's phase."""
-    source_spec = complex_stft(source, front.stft)[..., : front.bins]
-    mixture_spec = complex_stft(mixture, front.stft)[..., : front.bins]
-    in_phase = tf.math.real(source_spec * tf.math.conj(mixture_spec)) / tf.maximum(tf.abs(mixture_spec), 1e-12)
+def band_spectrum(waveform: tf.Tensor, front: FrontEnd) -> tf.Tensor:
+    """[batch, samples, channels] -> the complex STFT's bins the network sees [batch, channels, frames, bins]."""
+    return complex_stft(waveform, front.stft)[..., : front.bins]
+
+
+def phase_sensitive_magnitude(source: tf.Tensor, mixture_spectrum: tf.Tensor, front: FrontEnd) -> tf.Tensor:
+    """A stem [batch, samples, channels] and its mixture's `band_spectrum` -> |S| cos(phase S - phase X) in the
+    network's input layout and scale: Re(S conj X) / |X|, negative where the stem opposes the mixture's phase."""
+    source_spec = band_spectrum(source, front)
+    in_phase = (tf.math.real(source_spec * tf.math.conj(mixture_spectrum))
+                / tf.maximum(tf.abs(mixture_spectrum), 1e-12))
     return tf.transpose(in_phase / front.factor, [0, 2, 3, 1])
 
 
@@ -221,8 +226,11 @@ def _features(batches: tf.data.Dataset, config: Config) -> tf.data.Dataset:
 
     def to_features(stems: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         mixture = stems[:, 0]
-        target = ((lambda source: phase_sensitive_magnitude(source, mixture, front))
-                  if config.training.phase_sensitive_target else (lambda source: magnitude(source, front)))
+        if config.training.phase_sensitive_target:
+            mixture_spectrum = band_spectrum(mixture, front)  # once for every target
+            target = lambda source: phase_sensitive_magnitude(source, mixture_spectrum, front)  # noqa: E731
+        else:
+            target = lambda source: magnitude(source, front)  # noqa: E731
         targets = {head: target(stems[:, STEMS.index(head)]) for head in heads}
         if config.training.residual_loss:
             # the sum of the other stems, as the evaluation's residual reference (trainer/evaluate.py)
