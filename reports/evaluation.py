@@ -1,7 +1,8 @@
 """The report of an evaluation: EVAL/index.html with the SDR/SIR/SAR table and per-track charts.
 
 Reads what `atsep evaluate` writes: EVAL/summary.json ({split, model_version, methods, targets,
-metrics, tracks, skipped, tracks_scored, scores: {method: {target: {metric: dB or null}}}}) and
+metrics, tracks, skipped, tracks_scored, scores: {method: {target: {metric: dB or null}}}, legend: how
+the scores were taken}) and
 EVAL/tracks/<track>.json ({track, split, scores: same shape, one song}). The model's rows sit beside
 the two references scored on the same songs: the mixture itself (the floor) and the oracle ideal
 ratio mask (the ceiling).
@@ -16,10 +17,6 @@ from reports.svg import bar_chart
 
 TRACKS_DIR = "tracks"
 TABLE_METRICS = ("SDR", "SIR", "SAR")
-LEGEND = ("BSSEval v4 (museval), 1 s windows; the median over frames, then over tracks, in dB (higher "
-          "is better). mixture: the mixture as every estimate (the floor); oracle: ideal ratio masks "
-          "from the true stems (the ceiling). SIR and SAR are taken against references dithered 60 dB down, "
-          "where museval's own projection is ill-conditioned (docs/model.md).")
 
 
 def _order(preferred: object, found: list[str]) -> list[str]:
@@ -72,7 +69,9 @@ def render_evaluation(summary: dict, per_track: dict[str, dict]) -> str:
     facts = (f"<p>{esc(summary.get('tracks_scored', len(per_track)))} track(s) of split "
              f"<b>{esc(summary.get('split', 'n/a'))}</b> under <code>{esc(summary.get('root', 'n/a'))}</code>; "
              f"model <code>{esc(summary.get('model_version', 'n/a'))}</code> "
-             f"from <code>{esc(summary.get('model_dir', 'n/a'))}</code></p>\n<p class=\"note\">{esc(LEGEND)}</p>")
+             f"from <code>{esc(summary.get('model_dir', 'n/a'))}</code></p>")
+    if summary.get("legend"):
+        facts += f'\n<p class="note">{esc(summary["legend"])}</p>'
     medians = "".join(metric_chart(scores, methods, targets, f"{metric}, median over tracks", metric, 370)
                       for metric in TABLE_METRICS)
     parts = [facts, "<h2>Median over tracks</h2>", scores_table(scores, methods, targets),

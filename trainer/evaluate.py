@@ -52,10 +52,10 @@ ORACLE_HOP = 1024
 # estimate with 5 dB SDR). They are taken with the references dithered this far below their own power, a
 # ridge on the fit; SDR needs no projection in v4 and comes from the references as they are.
 DITHER_DB = -60.0
-LEGEND = ("BSSEval v4 (museval), 1 s windows; median over frames, then over tracks (dB). "
-          "mixture: the mixture as every estimate (floor); oracle: ideal ratio mask from the true "
-          f"stems, STFT {ORACLE_N_FFT}/{ORACLE_HOP} (ceiling). SIR, SAR and ISR against references dithered "
-          f"{-DITHER_DB:.0f} dB down (docs/model.md).")
+LEGEND = ("BSSEval v4 (museval), 1 s windows; median over frames, then over tracks, in dB (higher is better). "
+          "mixture: the mixture as every estimate (the floor); oracle: ideal ratio masks from the true "
+          f"stems, STFT {ORACLE_N_FFT}/{ORACLE_HOP} (the ceiling). SIR, SAR and ISR are taken against references "
+          f"dithered {-DITHER_DB:.0f} dB down, where museval's own projection is ill-conditioned (docs/model.md).")
 
 Scores = dict[str, dict[str, float]]  # target -> metric -> dB
 
@@ -129,7 +129,7 @@ def evaluate(root: str, model_dir: str, split: str, output: str, tracks: list[st
         "root": str(root), "split": split, "model_dir": str(model_dir), "model_version": separator.version,
         "methods": list(METHODS), "targets": list(targets), "metrics": list(METRICS),
         "tracks_scored": len(per_track), "tracks": sorted(per_track), "skipped": skipped,
-        "scores": summarise(per_track, targets),
+        "scores": summarise(per_track, targets), "legend": LEGEND,
     }
     _write_json(out / SUMMARY_FILE, summary)
     (out / "summary.md").write_text(f"{format_table(summary['scores'], targets, markdown=True)}\n\n"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reports.evaluation import render_evaluation, write_evaluation_report
+from reports.html import esc
 from tests.reports.browser import inspect_page
 from trainer import evaluate
 
@@ -36,7 +37,7 @@ def eval_dir(tmp_path_factory) -> Path:
         "root": "data/x", "split": "valid", "model_dir": "models/m", "model_version": "abc",
         "methods": list(evaluate.METHODS), "targets": list(TARGETS), "metrics": list(evaluate.METRICS),
         "tracks_scored": 2, "tracks": sorted(per_track), "skipped": {"Bad": "DecodeError: no audio"},
-        "scores": evaluate.summarise(per_track, TARGETS)})
+        "scores": evaluate.summarise(per_track, TARGETS), "legend": evaluate.LEGEND})
     write_evaluation_report(str(out))
     return out
 
@@ -52,6 +53,7 @@ def test_table_has_model_mixture_and_oracle_rows(eval_dir):
     assert rows["mixture"][4] == "n/a" and rows["oracle"][0] == "19.0"
     assert "Song &lt;B&gt; &amp; Two" in html and "<B>" not in html
     assert "DecodeError: no audio" in html
+    assert esc(evaluate.LEGEND) in html  # how evaluate took the scores, in its own words
 
 
 def test_one_chart_per_metric_and_per_track(eval_dir, browser):

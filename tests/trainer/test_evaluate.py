@@ -86,6 +86,7 @@ def test_evaluate_writes_model_mixture_and_oracle_scores(songs, model_dir, tmp_p
     assert markdown.startswith("| method | vocals SDR |") and "| mixture |" in markdown
     page = (out / "index.html").read_text()
     assert "oracle" in page and "<svg" in page  # the evaluation's HTML report, with its charts
+    assert summary["legend"] == ev.LEGEND and "dithered 60 dB down" in page  # how SIR and SAR were taken
 
 
 def test_score_matches_museval_evaluate_directly():
