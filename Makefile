@@ -75,11 +75,11 @@ evaluate: setup
 	$(BIN)/atsep evaluate $(MUSDB7) --split valid --model_dir $(MODEL) --output out/eval
 
 ## Rebuild the bundled model from the MUSDB18-7 previews (research-only terms: see its MODEL_CARD.md).
-# All 40 epochs (--patience 40: no early stop); the export is the mean of the last 8 epochs' weights.
+# All 80 epochs (--patience 80: no early stop); the export is the mean of the last 8 epochs' weights.
 default-model: setup
 	rm -rf $(MODEL).work  # start afresh: a leftover checkpoint folder would resume an older run
 	$(BIN)/atsep preprocess --input $(MUSDB7) --output data/musdb18-7-records
-	$(BIN)/atsep train --data data/musdb18-7-records --model_dir $(MODEL) --config configs/default-model.json --patience 40 \
+	$(BIN)/atsep train --data data/musdb18-7-records --model_dir $(MODEL) --config configs/default-model.json --patience 80 \
 		--data_description "MUSDB18-7: 7-second previews of the 80 MUSDB18 training songs (14 validation songs held out)"
 
 clean:
