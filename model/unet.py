@@ -23,11 +23,21 @@ def complex_stft(waveform: tf.Tensor, stft: StftConfig) -> tf.Tensor:
                           window_fn=tf.signal.hann_window, pad_end=False)
 
 
+def band_spectrum(waveform: tf.Tensor, front: FrontEnd) -> tf.Tensor:
+    """[batch, samples, channels] at `front.rate` -> the complex STFT's bins the network sees
+    [batch, channels, frames, bins]."""
+    return complex_stft(waveform, front.stft)[..., : front.bins]
+
+
+def network_layout(band: tf.Tensor, front: FrontEnd) -> tf.Tensor:
+    """Real values on `band_spectrum`'s bins -> the network's layout and scale [batch, frames, bins, channels]."""
+    return tf.transpose(band / front.factor, [0, 2, 3, 1])
+
+
 def magnitude(waveform: tf.Tensor, front: FrontEnd) -> tf.Tensor:
     """[batch, samples, channels] at `front.rate` -> the network's input [batch, frames, bins, channels]:
     FrontEnd.network_input of dsp.stft's spectrogram, in TensorFlow (the tf.data pipeline's graph)."""
-    spec = tf.abs(complex_stft(waveform, front.stft))[..., : front.bins] / front.factor
-    return tf.transpose(spec, [0, 2, 3, 1])
+    return network_layout(tf.abs(band_spectrum(waveform, front)), front)
 
 
 def build_unet(config: Config) -> keras.Model:

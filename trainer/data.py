@@ -21,7 +21,7 @@ from common import storage
 from model.config import MIXTURE, RESIDUAL, STEM_NAMES, Config
 from model.frontend import FrontEnd, training_front_end
 from model.records import parse_patch
-from model.unet import complex_stft, magnitude
+from model.unet import band_spectrum, magnitude, network_layout
 
 AUTOTUNE = tf.data.AUTOTUNE
 STEMS = (MIXTURE, *STEM_NAMES)  # the order of the stacked stem axis
@@ -206,18 +206,13 @@ def _with_mixture(sources: tf.Tensor) -> tf.Tensor:
     return tf.concat([tf.reduce_sum(sources, axis=0, keepdims=True), sources], axis=0)
 
 
-def band_spectrum(waveform: tf.Tensor, front: FrontEnd) -> tf.Tensor:
-    """[batch, samples, channels] -> the complex STFT's bins the network sees [batch, channels, frames, bins]."""
-    return complex_stft(waveform, front.stft)[..., : front.bins]
-
-
 def phase_sensitive_magnitude(source: tf.Tensor, mixture_spectrum: tf.Tensor, front: FrontEnd) -> tf.Tensor:
     """A stem [batch, samples, channels] and its mixture's `band_spectrum` -> |S| cos(phase S - phase X) in the
     network's input layout and scale: Re(S conj X) / |X|, negative where the stem opposes the mixture's phase."""
     source_spec = band_spectrum(source, front)
     in_phase = (tf.math.real(source_spec * tf.math.conj(mixture_spectrum))
                 / tf.maximum(tf.abs(mixture_spectrum), 1e-12))
-    return tf.transpose(in_phase / front.factor, [0, 2, 3, 1])
+    return network_layout(in_phase, front)
 
 
 def _features(batches: tf.data.Dataset, config: Config) -> tf.data.Dataset:
@@ -225,9 +220,8 @@ def _features(batches: tf.data.Dataset, config: Config) -> tf.data.Dataset:
     others = [STEMS.index(name) for name in STEM_NAMES if name not in heads]
 
     def to_features(stems: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        mixture = stems[:, 0]
+        mixture_spectrum = band_spectrum(stems[:, 0], front)  # the input, and every phase-sensitive target
         if config.training.phase_sensitive_target:
-            mixture_spectrum = band_spectrum(mixture, front)  # once for every target
             target = lambda source: phase_sensitive_magnitude(source, mixture_spectrum, front)  # noqa: E731
         else:
             target = lambda source: magnitude(source, front)  # noqa: E731
@@ -235,6 +229,6 @@ def _features(batches: tf.data.Dataset, config: Config) -> tf.data.Dataset:
         if config.training.residual_loss:
             # the sum of the other stems, as the evaluation's residual reference (trainer/evaluate.py)
             targets[RESIDUAL] = target(tf.reduce_sum(tf.gather(stems, others, axis=1), axis=1))
-        return magnitude(mixture, front), targets
+        return network_layout(tf.abs(mixture_spectrum), front), targets
 
     return batches.map(to_features, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
