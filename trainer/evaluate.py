@@ -3,8 +3,8 @@
 Metrics come from museval (`museval.evaluate`: bss_eval_images v4, distortion filters over the whole
 track, 1-second windows and hops, 512-tap filters), aggregated as SiSEC 2018 did: per track the
 median over frames (frames where any source or estimate is silent are NaN and skipped), then the
-median of those per-track medians over tracks. SDR is museval's figure as it stands; ISR, SIR and SAR come
-from a second call with each reference dithered 60 dB below its own power, because museval's projection is
+median of those per-track medians over tracks. SDR is museval's figure as it stands, taken without its
+distortion filters (frame_sdr: in v4 images mode it needs none); ISR, SIR and SAR come from a museval call with each reference dithered 60 dB below its own power, because museval's projection is
 ill-conditioned on band-limited (AAC-coded) stems and gives meaningless figures there (DITHER_DB).
 
 Beside the model, every track is scored for two reference methods:
@@ -237,7 +237,7 @@ def score(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray], r
     window = int(WINDOW_SECONDS * rate)
     true = [np.asarray(references[stem], np.float64) for stem in scorable]
     estimated = [np.asarray(estimates[stem], np.float64) for stem in scorable]
-    sdr, *_ = museval.evaluate(true, estimated, win=window, hop=window, mode="v4")
+    sdr = frame_sdr(true, estimated, window)
     _, isr, sir, sar = museval.evaluate(dithered(true), estimated, win=window, hop=window, mode="v4")
     # the frames museval skips (a source silent in them) stay skipped: dither would make them scorable
     isr, sir, sar = (np.where(np.isnan(sdr), np.nan, frames) for frames in (isr, sir, sar))
@@ -245,6 +245,27 @@ def score(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray], r
         frames = {"SDR": sdr, "SIR": sir, "SAR": sar, "ISR": isr}
         result[stem] = {metric: nan_median(frames[metric][index]) for metric in METRICS}
     return result
+
+
+def frame_sdr(references: list[np.ndarray], estimates: list[np.ndarray], window: int) -> np.ndarray:
+    """museval's v4 SDR, (sources, windows), without its projections. In bss_eval_images the spatial,
+    interference and artefact errors add up to the estimate minus the reference, so a window's SDR is
+    10 log10(|reference|^2 / |estimate - reference|^2): the distortion filters, which cost as much as the
+    whole of a museval call, are needed only for ISR, SIR and SAR. Windows (museval's Framing) where any
+    reference or estimate is silent are NaN, as museval leaves them."""
+    import museval
+    from museval.metrics import Framing
+
+    references, estimates = museval.pad_or_truncate(np.asarray(references), np.asarray(estimates))
+    framer = Framing(window, window, references.shape[1])
+    sdr = np.full((len(references), framer.nwin), np.nan)
+    for index, frame in enumerate(framer):
+        true, estimated = references[:, frame], estimates[:, frame]
+        if all(map(_audible, true)) and all(map(_audible, estimated)):
+            with np.errstate(divide="ignore"):  # a perfect estimate: +inf, as museval's _safe_db
+                sdr[:, index] = 10 * np.log10(np.sum(true ** 2, axis=(1, 2))
+                                              / np.sum((estimated - true) ** 2, axis=(1, 2)))
+    return sdr
 
 
 def dithered(references: list[np.ndarray]) -> list[np.ndarray]:
