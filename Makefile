@@ -20,9 +20,13 @@ WHEEL := dist/audio_track_separator-0.1.0-py3-none-any.whl
 
 .PHONY: setup wheel browser demo test reliability bench generate preprocess train separate evaluate default-model clean
 
-$(STAMP): requirements.txt requirements.lock requirements-test.txt setup.py
-	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; }
+# the system packages: ffmpeg, and the font that draws CJK track names in plots (beam_jobs/plots.py)
+APT_MISSING := $(if $(shell command -v ffmpeg),,ffmpeg) \
+	$(if $(wildcard /usr/share/fonts/truetype/wqy/wqy-microhei.ttc),,fonts-wqy-microhei)
+
+$(STAMP): requirements.txt requirements.lock requirements-test.txt setup.py Makefile
+	@[ -z "$(strip $(APT_MISSING))" ] || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_MISSING); }
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip==26.3
 	$(BIN)/python -m pip install -q -c requirements.lock -r requirements.txt -r requirements-test.txt

@@ -8,7 +8,9 @@ thread and row count, redrawn for each track. All rows share one amplitude range
 """
 from __future__ import annotations
 
+import functools
 import io
+import os
 import threading
 
 import numpy as np
@@ -21,6 +23,12 @@ COLUMNS = 600  # columns kept per row: between COLUMNS and 2 * COLUMNS, more tha
 FREQUENCY_ROWS = 128
 DYNAMIC_RANGE_DB = 80.0
 TICKS = 4  # at most this many intervals between labelled ticks on an axis
+# Track names come in every script. matplotlib's DejaVu Sans has no Chinese, Japanese or Korean glyphs, so the
+# title falls back, glyph by glyph, to WenQuanYi Micro Hei (Debian's fonts-wqy-microhei, 5 MB: CJK and Hangul)
+# where the machine has it: `make setup` and the worker image install it.
+CJK_FONT_PACKAGE = "fonts-wqy-microhei"
+CJK_FONT_FILE = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+CJK_FONT = "WenQuanYi Micro Hei"
 
 
 class _Columns:
@@ -157,7 +165,7 @@ def render_summaries(rows: dict[str, Summary], title: str, dpi: int = 72) -> byt
                            (top - DYNAMIC_RANGE_DB, top))
     for axis in canvas.axes.flat:
         axis.set_xlim(0, seconds)
-    canvas.figure.suptitle(title)
+    canvas.figure.suptitle(title, fontfamily=title_fonts())
     buffer = io.BytesIO()
     canvas.figure.savefig(buffer, format="png")
     return buffer.getvalue()
@@ -213,6 +221,19 @@ class _Canvases(threading.local):
 
 
 _CANVASES = _Canvases()
+
+
+@functools.cache
+def title_fonts() -> tuple[str, ...]:
+    """The title's font families: matplotlib's own, then the CJK fallback where this machine has it."""
+    from matplotlib import font_manager
+
+    def known() -> set[str]:
+        return {font.name for font in font_manager.fontManager.ttflist}
+
+    if CJK_FONT not in known() and os.path.exists(CJK_FONT_FILE):
+        font_manager.fontManager.addfont(CJK_FONT_FILE)  # installed after matplotlib cached its font list
+    return tuple(family for family in ("DejaVu Sans", CJK_FONT) if family in known())
 
 
 def _canvas(rows: int, dpi: int) -> _Canvas:

@@ -193,6 +193,19 @@ def test_plot_of_silence_renders():
     assert plots.render_track(silence, {"vocals": silence}, 8000, "quiet").startswith(PNG_MAGIC)
 
 
+def test_plot_titles_draw_track_names_in_every_script():
+    """Catalogues hold Chinese, Japanese and Korean track names; DejaVu Sans alone has none of their glyphs,
+    and matplotlib warns for each glyph it draws as an empty box."""
+    import warnings
+
+    mix = np.random.default_rng(0).standard_normal((8000, 2)).astype(np.float32) * 0.1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plots.render_track(mix, {"vocals": mix}, 8000, "周杰倫 – 雨の歌 – 비가 내리면 – Ünïcødé – Привет")
+    missing = [str(warning.message) for warning in caught if "missing from font" in str(warning.message)]
+    assert not missing, f"{missing[:2]}: install {plots.CJK_FONT_PACKAGE} (`make setup` does)"
+
+
 def test_a_plot_drawn_after_another_track_is_the_plot_drawn_fresh():
     """Each thread redraws one figure track after track: nothing of the last track (its envelopes, limits,
     colours, row names, title) may show in the next one's pixels."""

@@ -51,6 +51,13 @@ def test_the_image_receives_only_the_wheel_and_the_lock(installed_wheel):
     assert "pip check" in install and "--no-deps" not in install
 
 
+def test_the_worker_image_installs_the_system_packages_the_jobs_use():
+    from beam_jobs import plots
+
+    [install] = [line for line in _stage("worker") if line.startswith("RUN apt-get")]
+    assert {"ffmpeg", plots.CJK_FONT_PACKAGE} <= set(shlex.split(install)), install
+
+
 def test_the_wheel_carries_every_package_and_the_bundled_model(installed_wheel):
     import zipfile
 
