@@ -73,7 +73,8 @@ def plot_history(rows: list[dict[str, float]], heads: tuple[str, ...], out_path:
         title = name.replace("_", " ") if name != "loss" else "total loss"
         axis.set(title=title, xlabel="epoch", ylabel="loss")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.legend()
+        if axis.get_legend_handles_labels()[0]:  # a history without this loss leaves the panel empty
+            axis.legend()
         axis.grid(alpha=0.3)
     figure.tight_layout()
     buffer = io.BytesIO()
