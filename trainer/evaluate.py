@@ -4,8 +4,9 @@ Metrics come from museval (`museval.evaluate`: bss_eval_images v4, distortion fi
 track, 1-second windows and hops, 512-tap filters), aggregated as SiSEC 2018 did: per track the
 median over frames (frames where any source or estimate is silent are NaN and skipped), then the
 median of those per-track medians over tracks. SDR is museval's figure as it stands, taken without its
-distortion filters (frame_sdr: in v4 images mode it needs none); ISR, SIR and SAR come from a museval call with each reference dithered 60 dB below its own power, because museval's projection is
-ill-conditioned on band-limited (AAC-coded) stems and gives meaningless figures there (DITHER_DB).
+distortion filters (frame_sdr: in v4 images mode it needs none); ISR, SIR and SAR come from a museval call
+with each reference dithered 60 dB below its own power, because museval's projection is ill-conditioned on
+band-limited (AAC-coded) stems and gives meaningless figures there (DITHER_DB).
 
 Beside the model, every track is scored for two reference methods:
   mixture  the mixture itself as every estimate (the floor);
